@@ -1,0 +1,1 @@
+"""Torch-only data helpers (the DataModules in ``datamodules/`` wrap these)."""

@@ -1,0 +1,205 @@
+"""The embedded digits zoo: small classifiers trained on the bundled digits on first use.
+
+Each model is trained by a plain, seeded PyTorch loop (the same loss, optimiser and
+schedule as :mod:`lightning_modules.classifier`) and cached as a file in the format of
+that module's checkpoints, so a cached zoo file is itself a valid classifier spec. The
+cache file name carries a hash of the recipe: changing a recipe retrains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from inversion.data.digits import NUM_CLASSES, load_digits_split, random_translate
+from inversion.errors import InversionError
+from inversion.models.classifier import ImageClassifier
+from inversion.models.digits_nets import FIXED_SIZE, build_digits_net
+from inversion.models.weights import load_checkpoint_file
+from inversion.paths import cache_dir
+from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
+
+ZOO_FORMAT = 1
+DIGITS_MEAN = (0.5,)
+DIGITS_STD = (0.5,)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooRecipe:
+    """How one embedded model is trained (every field enters the cache key)."""
+
+    arch: str
+    seed: int
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int = 64
+    max_shift: int = 2
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    image_size: int = 32
+    in_chans: int = 1
+
+    def key(self) -> str:
+        """Short hash of the recipe and the zoo format."""
+        text = json.dumps({"format": ZOO_FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+ZOO: dict[str, ZooRecipe] = {
+    "cnn": ZooRecipe("cnn", seed=1, epochs=8, lr=3e-3, weight_decay=1e-4),
+    "resnet": ZooRecipe("resnet", seed=2, epochs=8, lr=3e-3, weight_decay=1e-4),
+    "vit": ZooRecipe("vit", seed=3, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3,
+                     label_smoothing=0.1),
+    "mlp": ZooRecipe("mlp", seed=4, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3,
+                     label_smoothing=0.1),
+}
+
+
+def wrap_digits_net(
+    arch: str, in_chans: int = 1, num_classes: int = NUM_CLASSES, image_size: int = 32
+) -> ImageClassifier:
+    """Build an untrained digits architecture inside an :class:`ImageClassifier`."""
+    net = build_digits_net(arch, in_chans, num_classes, image_size)
+    return ImageClassifier(
+        net,
+        name=f"digits:{arch}",
+        num_classes=num_classes,
+        in_chans=in_chans,
+        input_size=(image_size, image_size),
+        mean=DIGITS_MEAN * in_chans,
+        std=DIGITS_STD * in_chans,
+        fixed_size=arch in FIXED_SIZE,
+        head="head",
+        feature_layers=net.feature_layers,
+    )
+
+
+def zoo_path(name: str) -> Path:
+    """Where the cached model ``digits:name`` lives (it may not exist yet)."""
+    return cache_dir() / "zoo" / f"digits-{name}-{ZOO[name].key()}.pt"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock so that parallel processes (DDP ranks) train only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def train_zoo_model(name: str, progress: bool = True) -> dict:
+    """Train ``digits:name`` from its recipe and return the checkpoint dict.
+
+    Deterministic: the initialisation, batch order and augmentation come from the
+    recipe's seed.
+    """
+    recipe = ZOO[name]
+    generator = torch.Generator().manual_seed(recipe.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = wrap_digits_net(recipe.arch, recipe.in_chans, NUM_CLASSES, recipe.image_size)
+    train_x, train_y = load_digits_split("train", recipe.image_size, recipe.in_chans)
+    steps_per_epoch = -(-len(train_x) // recipe.batch_size)
+    optimizer = build_optimizer(model.parameters(), "adamw", recipe.lr, recipe.weight_decay)
+    scheduler = warmup_cosine(
+        optimizer, recipe.epochs * steps_per_epoch, recipe.warmup_epochs * steps_per_epoch
+    )
+    start = time.perf_counter()
+    epochs = range(recipe.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=f"training digits:{name} (first use)", file=sys.stderr,
+                      leave=False)
+    model.train()
+    for _ in epochs:
+        order = torch.randperm(len(train_x), generator=generator)
+        for begin in range(0, len(order), recipe.batch_size):
+            idx = order[begin : begin + recipe.batch_size]
+            images = random_translate(train_x[idx], recipe.max_shift, generator)
+            loss = classification_loss(model(images), train_y[idx], recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    seconds = time.perf_counter() - start
+    metrics = {
+        split: accuracy(model, *load_digits_split(split, recipe.image_size, recipe.in_chans))
+        for split in ("val", "test")
+    }
+    return {
+        "hyper_parameters": {
+            "classifier": f"digits:{name}",
+            "pretrained": False,
+            "num_classes": NUM_CLASSES,
+            "in_chans": recipe.in_chans,
+            "image_size": recipe.image_size,
+        },
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "zoo": {
+            "recipe": dataclasses.asdict(recipe),
+            "val_accuracy": metrics["val"],
+            "test_accuracy": metrics["test"],
+            "train_seconds": seconds,
+            "torch": str(torch.__version__),
+        },
+    }
+
+
+def zoo_checkpoint(name: str) -> dict:
+    """Return the cached checkpoint of ``digits:name``, training it on first use."""
+    if name not in ZOO:
+        raise InversionError(f"Unknown embedded model digits:{name}; choose one of "
+                             f"{', '.join('digits:' + n for n in ZOO)}.")
+    path = zoo_path(name)
+    if not path.is_file():
+        with _file_lock(path):
+            if not path.is_file():
+                checkpoint = train_zoo_model(name)
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                torch.save(checkpoint, tmp)
+                os.replace(tmp, path)
+    return load_checkpoint_file(path)
+
+
+def load_zoo_model(name: str) -> ImageClassifier:
+    """Return the trained embedded model ``digits:name`` (trained on first use)."""
+    checkpoint = zoo_checkpoint(name)
+    hparams = checkpoint["hyper_parameters"]
+    model = wrap_digits_net(ZOO[name].arch, hparams["in_chans"], hparams["num_classes"],
+                            hparams["image_size"])
+    model.load_state_dict({k[len("model."):]: v for k, v in checkpoint["state_dict"].items()})
+    return model.eval()
+
+
+def zoo_table() -> str:
+    """A Markdown table of the zoo: architecture, parameters, accuracies, training time."""
+    rows = ["| spec | parameters | val top-1 | test top-1 | train time (s) |",
+            "|---|---:|---:|---:|---:|"]
+    for name in ZOO:
+        checkpoint = zoo_checkpoint(name)
+        params = sum(v.numel() for k, v in checkpoint["state_dict"].items()
+                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        info = checkpoint["zoo"]
+        rows.append(f"| `digits:{name}` | {params:,} | {100 * info['val_accuracy']:.1f}% | "
+                    f"{100 * info['test_accuracy']:.1f}% | {info['train_seconds']:.0f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(zoo_table())

@@ -1,0 +1,65 @@
+"""The supervised classification recipe, shared by the zoo's plain loop and the
+Lightning classifier module: loss, optimiser, schedule, accuracy."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from inversion.errors import InversionError
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def classification_loss(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy of logits against integer labels."""
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
+def build_optimizer(
+    params: Iterable[nn.Parameter],
+    name: str = "adamw",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
+    """Build the optimiser of a classifier recipe (``adamw`` or ``sgd`` with Nesterov)."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
+        )
+    raise InversionError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to zero, stepped once per optimiser step."""
+    total_steps = max(total_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on tensors of images and labels (eval mode)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long)
+    for start in range(0, len(images), batch_size):
+        logits = model(images[start : start + batch_size])
+        correct += (logits.argmax(1) == labels[start : start + batch_size]).sum()
+    model.train(was_training)
+    return correct.item() / max(len(images), 1)
