@@ -1,1 +1,62 @@
-def main():\n    pass
+"""Command-line entry point: ``python train.py {fit,validate,test,predict} --config FILE``.
+
+A LightningCLI over every LightningModule in ``lightning_modules`` and every
+DataModule in ``datamodules``, chosen by short class name in YAML::
+
+    model:
+      class_path: ClassifierModule
+      init_args: {classifier: digits:resnet}
+    data:
+      class_path: DigitsDataModule
+
+TensorBoard logs, checkpoints and the resolved config go to ``runs/<name>/version_N``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import lightning.pytorch as pl
+from lightning.pytorch.cli import LightningCLI
+
+import datamodules  # noqa: F401  (registers the DataModules for short class names)
+import lightning_modules  # noqa: F401  (registers the modules for short class names)
+from inversion.errors import user_facing_message
+from lightning_modules.base import BaseTask
+
+TRAINER_DEFAULTS = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "default"},
+    },
+}
+
+
+def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
+    """Run the CLI (``args`` replaces ``sys.argv[1:]``; used by the tests)."""
+    return LightningCLI(
+        BaseTask,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def run_from_command_line() -> None:
+    """Run the CLI; bad input ends in its one-line message and exit status 2."""
+    try:
+        main()
+    except Exception as err:
+        message = user_facing_message(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_from_command_line()

@@ -1,1 +1,16 @@
-"""datamodules package."""
+"""Real and synthetic DataModules; every image is a float tensor in [0, 1]."""
+
+from datamodules.digits import DigitsDataModule
+from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, scan_image_folder
+from datamodules.sampling import ShardedSampler
+from datamodules.synthetic import ClassTargetsDataModule, NoiseDataModule
+
+__all__ = [
+    "ClassTargetsDataModule",
+    "DigitsDataModule",
+    "ImageFolderDataModule",
+    "ImageFolderDataset",
+    "NoiseDataModule",
+    "ShardedSampler",
+    "scan_image_folder",
+]

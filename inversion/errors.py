@@ -1,4 +1,8 @@
-"""The one exception type users see for bad input."""
+"""The one exception type users see for bad input, and how entry points report it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
 
 
 class InversionError(ValueError):
@@ -6,4 +10,30 @@ class InversionError(ValueError):
 
     Raised for unknown classifier specs, missing weights files, specs that need the
     network while offline, empty image folders and mis-sized inputs.
+
+    Argument parsers (jsonargparse under LightningCLI) re-wrap errors raised while
+    instantiating classes into their own exceptions; the latest message is kept on the
+    class so that entry points can still print it alone (see :func:`user_facing_message`).
     """
+
+    latest: ClassVar[str | None] = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        InversionError.latest = message
+
+
+def user_facing_message(err: BaseException) -> str | None:
+    """Return the InversionError message behind ``err``, or None if there is none.
+
+    Looks through the exception chain, and into parser errors that quote the message.
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, InversionError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    latest = InversionError.latest
+    if latest and latest in str(err):
+        return latest
+    return None

@@ -72,7 +72,9 @@ def load_digits_split(
     return images, labels
 
 
-def random_translate(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+def random_translate(
+    images: Tensor, max_shift: int, generator: torch.Generator | None = None
+) -> Tensor:
     """Shift each image by its own random integer offset, filling with zeros.
 
     Vectorised over the batch (one ``grid_sample`` call).
@@ -80,7 +82,7 @@ def random_translate(images: Tensor, max_shift: int, generator: torch.Generator)
     Args:
         images: N x C x H x W.
         max_shift: Largest shift in pixels, in each direction.
-        generator: Source of randomness (on the CPU).
+        generator: Source of randomness on the CPU (default: the global one).
 
     Returns:
         The shifted images.

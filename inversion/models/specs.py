@@ -49,7 +49,7 @@ def _build_timm(
     *,
     num_classes: int | None,
     in_chans: int | None,
-    image_size: int | None,
+    input_size: int | None,
     pretrained: bool,
     weights: str | None,
 ) -> ImageClassifier:
@@ -74,9 +74,9 @@ def _build_timm(
                 raise _offline_error(spec, err) from err
             raise
 
-    if image_size is not None:
+    if input_size is not None:
         try:  # transformers and MLPs take img_size; convolutional nets do not need it
-            net = create(img_size=image_size)
+            net = create(img_size=input_size)
         except TypeError:
             net = create()
     else:
@@ -89,8 +89,8 @@ def _build_timm(
     patch_embed = getattr(net, "patch_embed", None)
     if fixed and getattr(patch_embed, "img_size", None) is not None:
         size = tuple(patch_embed.img_size)
-    elif image_size is not None:
-        size = (image_size, image_size)
+    elif input_size is not None:
+        size = (input_size, input_size)
     chans = net.default_cfg.get("input_size", (3,))[0] if in_chans is None else in_chans
     mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
     if len(mean) != chans:
@@ -117,7 +117,7 @@ def _build_torchvision(
     *,
     num_classes: int | None,
     in_chans: int | None,
-    image_size: int | None,
+    input_size: int | None,
     pretrained: bool,
     weights: str | None,
 ) -> ImageClassifier:
@@ -138,8 +138,8 @@ def _build_torchvision(
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     fixed = name.startswith(("vit_", "maxvit", "swin"))
-    if image_size is not None and name.startswith("vit_"):
-        kwargs["image_size"] = image_size
+    if input_size is not None and name.startswith("vit_"):
+        kwargs["image_size"] = input_size
     try:
         net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None,
                                            **kwargs)
@@ -149,7 +149,7 @@ def _build_torchvision(
         raise
     if weights is not None:
         load_weights_into(net, weights, spec)
-    size = image_size or 224
+    size = input_size or 224
     if name.startswith("vit_"):
         size = net.image_size
     linears = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
@@ -172,7 +172,7 @@ def _build_digits(
     *,
     num_classes: int | None,
     in_chans: int | None,
-    image_size: int | None,
+    input_size: int | None,
     pretrained: bool | None,
     weights: str | None,
 ) -> ImageClassifier:
@@ -183,12 +183,12 @@ def _build_digits(
     recipe = zoo.ZOO[name]
     if pretrained is False or weights is not None:
         model = zoo.wrap_digits_net(recipe.arch, in_chans or recipe.in_chans,
-                                    num_classes or 10, image_size or recipe.image_size)
+                                    num_classes or 10, input_size or recipe.image_size)
         if weights is not None:
             load_weights_into(model.net, weights, f"digits:{name}")
         return model
     requested = {"num_classes": (num_classes, 10), "in_chans": (in_chans, recipe.in_chans),
-                 "image_size": (image_size, recipe.image_size)}
+                 "input_size": (input_size, recipe.image_size)}
     for option, (asked, trained) in requested.items():
         if asked is not None and asked != trained:
             raise InversionError(
@@ -213,7 +213,7 @@ def classifier_from_checkpoint(path: str | Path) -> ImageClassifier:
         hp["classifier"],
         num_classes=hp.get("num_classes"),
         in_chans=hp.get("in_chans"),
-        image_size=hp.get("image_size"),
+        input_size=hp.get("input_size"),
         pretrained=False,
     )
     state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items()
@@ -231,7 +231,7 @@ def build_classifier(
     *,
     num_classes: int | None = None,
     in_chans: int | None = None,
-    image_size: int | None = None,
+    input_size: int | None = None,
     pretrained: bool | None = None,
     weights: str | None = None,
 ) -> ImageClassifier:
@@ -241,7 +241,7 @@ def build_classifier(
         spec: ``timm:NAME``, ``torchvision:NAME``, ``digits:NAME`` or a checkpoint path.
         num_classes: Output classes (default: the model's own, 1000 for ImageNet models).
         in_chans: Input channels of the network (default 3; 1 for the digits zoo).
-        image_size: Input side for models with a fixed input size (ViTs, MLPs); others
+        input_size: Input side for models with a fixed input size (ViTs, MLPs); others
             accept any size.
         pretrained: Download pretrained weights (timm/torchvision; needs the network).
             For ``digits:*`` the default (None) means the trained embedded model and
@@ -267,7 +267,7 @@ def build_classifier(
             raise InversionError("Give either pretrained=True (download) or weights=PATH "
                                  "(local file), not both.")
         build = _BUILDERS[kind]
-        model = build(name, num_classes=num_classes, in_chans=in_chans, image_size=image_size,
+        model = build(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
                       pretrained=bool(pretrained) if kind != "digits" else pretrained,
                       weights=weights)
         return model.eval()

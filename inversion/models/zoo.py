@@ -29,7 +29,7 @@ from inversion.models.weights import load_checkpoint_file
 from inversion.paths import cache_dir
 from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
 
-ZOO_FORMAT = 1
+ZOO_FORMAT = 2
 DIGITS_MEAN = (0.5,)
 DIGITS_STD = (0.5,)
 
@@ -148,7 +148,7 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
             "pretrained": False,
             "num_classes": NUM_CLASSES,
             "in_chans": recipe.in_chans,
-            "image_size": recipe.image_size,
+            "input_size": recipe.image_size,
         },
         "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
         "zoo": {
@@ -182,7 +182,7 @@ def load_zoo_model(name: str) -> ImageClassifier:
     checkpoint = zoo_checkpoint(name)
     hparams = checkpoint["hyper_parameters"]
     model = wrap_digits_net(ZOO[name].arch, hparams["in_chans"], hparams["num_classes"],
-                            hparams["image_size"])
+                            hparams["input_size"])
     model.load_state_dict({k[len("model."):]: v for k, v in checkpoint["state_dict"].items()})
     return model.eval()
 

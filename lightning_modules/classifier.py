@@ -1,0 +1,116 @@
+"""Train (or fine-tune) any classifier spec on any labelled DataModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from inversion.models import build_classifier
+from inversion.training import build_optimizer, classification_loss, warmup_cosine
+from lightning_modules.base import BaseTask
+
+
+class ClassifierModule(BaseTask):
+    """Supervised training of a classifier given by a spec.
+
+    Its checkpoints are themselves classifier specs: ``build_classifier("path.ckpt")``
+    rebuilds the network from the saved hyperparameters (loaded with
+    ``weights_only=True``).
+
+    Args:
+        classifier: Spec, e.g. ``digits:resnet``, ``timm:resnet18``,
+            ``torchvision:resnet18`` or a checkpoint path.
+        pretrained: Start from pretrained weights (timm/torchvision download them; for
+            ``digits:*`` True means the trained embedded model). False trains from scratch.
+        weights: A local weights file to start from instead.
+        num_classes: Number of classes.
+        in_chans: Input channels of the network (default: the spec's own).
+        input_size: Input size for fixed-size models (ViTs, MLPs).
+        optimizer: ``adamw`` or ``sgd``.
+        lr: Peak learning rate (linear warm-up, then cosine decay to 0).
+        weight_decay: Weight decay.
+        momentum: SGD momentum.
+        label_smoothing: Cross-entropy label smoothing.
+        warmup_epochs: Epochs of linear warm-up.
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:cnn",
+        pretrained: bool = False,
+        weights: str | None = None,
+        num_classes: int = 10,
+        in_chans: int | None = None,
+        input_size: int | None = None,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        label_smoothing: float = 0.0,
+        warmup_epochs: int = 0,
+    ) -> None:
+        super().__init__()
+
+    def configure_models(self) -> None:  # noqa: D102
+        hp = self.hparams
+        self.model = build_classifier(
+            hp.classifier,
+            num_classes=hp.num_classes,
+            in_chans=hp.in_chans,
+            input_size=hp.input_size,
+            pretrained=hp.pretrained,
+            weights=hp.weights,
+        ).train()  # build_classifier returns eval mode; this model is trained
+
+    def configure_metrics(self) -> None:  # noqa: D102
+        num_classes = self.hparams.num_classes
+        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1)}
+        if num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5)
+        collection = MetricCollection(metrics)
+        self.train_metrics = collection.clone(prefix="train/")
+        self.val_metrics = collection.clone(prefix="val/")
+        self.test_metrics = collection.clone(prefix="test/")
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits for images in [0, 1]."""
+        return self.model(images)
+
+    def _shared_step(self, batch: Any, stage: str, metrics: MetricCollection) -> Tensor:
+        images, labels = batch[0], batch[1]
+        logits = self(images)
+        loss = classification_loss(logits, labels, self.hparams.label_smoothing)
+        metrics.update(logits, labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        return self._shared_step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._shared_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._shared_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        return self(batch[0]).softmax(dim=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:  # noqa: D102
+        hp = self.hparams
+        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay,
+                                    hp.momentum)
+        total = int(self.trainer.estimated_stepping_batches)
+        max_epochs = max(self.trainer.max_epochs or 1, 1)
+        warmup = total * hp.warmup_epochs // max_epochs
+        scheduler = warmup_cosine(optimizer, total, warmup)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+__all__ = ["ClassifierModule"]

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from inversion import build_classifier
+from inversion.data.digits import load_digits_split
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["train.py"])
+
+
+def test_there_are_configs():
+    assert REPO / "configs" / "digits" / "classifier.yaml" in CONFIGS
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_every_config_runs_fast_dev_run(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = train.main(["fit", "--config", str(config), "--trainer.fast_dev_run=true",
+                      "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"])
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step >= 1
+
+
+def test_fit_writes_tensorboard_checkpoint_and_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = train.main([
+        "fit", "--config", str(REPO / "configs/digits/classifier.yaml"),
+        "--trainer.max_epochs=1", "--trainer.limit_train_batches=4",
+        "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false",
+        "--trainer.log_every_n_steps=2",
+    ])
+    log_dir = Path(cli.trainer.log_dir).resolve()
+    assert log_dir.is_relative_to((tmp_path / "runs").resolve())
+    assert (log_dir / "config.yaml").is_file()
+    checkpoints = list((log_dir / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 1
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    assert {"val/acc", "val/loss", "train/loss_step"} <= set(events.Tags()["scalars"])
+
+    # the checkpoint is a classifier spec, loaded with weights_only=True
+    rebuilt = build_classifier(str(checkpoints[0]))
+    images, _ = load_digits_split("val")
+    cli.model.eval()
+    torch.testing.assert_close(rebuilt(images[:8]), cli.model(images[:8]))
+
+    # and the CLI resumes/validates from it
+    val = train.main(["validate", "--config", str(log_dir / "config.yaml"),
+                      "--ckpt_path", str(checkpoints[0]),
+                      "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
+    assert 0.0 <= float(val.trainer.callback_metrics["val/acc"]) <= 1.0
+
+
+def test_cli_lists_modules_by_short_name(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["fit", "--model.help", "ClassifierModule"])
+    assert "--model.classifier CLASSIFIER" in capsys.readouterr().out
+
+
+def test_bad_spec_in_config_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [
+        "train.py", "fit", "--config", str(REPO / "configs/digits/classifier.yaml"),
+        "--model.init_args.classifier=digits:resnett", "--trainer.fast_dev_run=true"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.run_from_command_line()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: Unknown digits model 'resnett'. Did you mean: digits:resnet?"
