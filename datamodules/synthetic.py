@@ -76,10 +76,16 @@ class NoiseDataModule(pl.LightningDataModule):
 
     def _loader(self, length: int, seed_offset: int, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        dataset = NoiseDataset(hp.kind, length, hp.channels, hp.image_size,
-                               hp.seed + seed_offset, hp.std)
-        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=shuffle,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+        dataset = NoiseDataset(
+            hp.kind, length, hp.channels, hp.image_size, hp.seed + seed_offset, hp.std
+        )
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=shuffle,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102
         return self._loader(self.hparams.num_samples, 0, shuffle=True)
@@ -135,15 +141,19 @@ class ClassTargetsDataModule(pl.LightningDataModule):
         super().__init__()
         chosen = list(range(num_classes)) if classes is None else list(classes)
         if not chosen:
-            raise InversionError("classes is empty; name at least one class (or leave it "
-                                 "unset for all classes).")
+            raise InversionError(
+                "classes is empty; name at least one class (or leave it unset for all classes)."
+            )
         bad = [c for c in chosen if not 0 <= c < num_classes]
         if bad:
-            raise InversionError(f"classes {bad} are outside 0..{num_classes - 1} "
-                                 f"(num_classes={num_classes}).")
+            raise InversionError(
+                f"classes {bad} are outside 0..{num_classes - 1} (num_classes={num_classes})."
+            )
         if len(set(chosen)) != len(chosen):
-            raise InversionError(f"classes lists a class twice: {chosen}; use "
-                                 "images_per_class for several images of one class.")
+            raise InversionError(
+                f"classes lists a class twice: {chosen}; use "
+                "images_per_class for several images of one class."
+            )
         if images_per_class < 1 or batch_size < 1:
             raise InversionError("images_per_class and batch_size must be at least 1.")
         self.save_hyperparameters()
@@ -156,8 +166,9 @@ class ClassTargetsDataModule(pl.LightningDataModule):
         return len(self.dataset)
 
     def _loader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.hparams.batch_size,
-                          sampler=ShardedSampler(self.dataset))
+        return DataLoader(
+            self.dataset, batch_size=self.hparams.batch_size, sampler=ShardedSampler(self.dataset)
+        )
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102
         return self._loader()

@@ -1,5 +1,7 @@
-"""The supervised classification recipe, shared by the zoo's plain loop and the
-Lightning classifier module: loss, optimiser, schedule, accuracy."""
+"""The supervised classification recipe: loss, optimiser, schedule, accuracy.
+
+Shared by the zoo's plain loop and the Lightning classifier module.
+"""
 
 from __future__ import annotations
 

@@ -85,7 +85,14 @@ class ClassifierModule(BaseTask):
         loss = classification_loss(logits, labels, self.hparams.label_smoothing)
         metrics.update(logits, labels)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=not on_step,
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 
@@ -103,14 +110,17 @@ class ClassifierModule(BaseTask):
 
     def configure_optimizers(self) -> dict[str, Any]:  # noqa: D102
         hp = self.hparams
-        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay,
-                                    hp.momentum)
+        optimizer = build_optimizer(
+            self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum
+        )
         total = int(self.trainer.estimated_stepping_batches)
         max_epochs = max(self.trainer.max_epochs or 1, 1)
         warmup = total * hp.warmup_epochs // max_epochs
         scheduler = warmup_cosine(optimizer, total, warmup)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 __all__ = ["ClassifierModule"]

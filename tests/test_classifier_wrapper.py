@@ -13,9 +13,17 @@ def _tiny(in_chans: int = 3, fixed: bool = False) -> ImageClassifier:
     net.add_module("bn", nn.BatchNorm2d(4))
     net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
     net.add_module("fc", nn.Linear(4, 5))
-    return ImageClassifier(net, name="tiny", num_classes=5, in_chans=in_chans, input_size=(16, 16),
-                           mean=[0.2] * in_chans, std=[0.5] * in_chans, fixed_size=fixed,
-                           head="fc")
+    return ImageClassifier(
+        net,
+        name="tiny",
+        num_classes=5,
+        in_chans=in_chans,
+        input_size=(16, 16),
+        mean=[0.2] * in_chans,
+        std=[0.5] * in_chans,
+        fixed_size=fixed,
+        head="fc",
+    )
 
 
 def test_normalises_inside():

@@ -24,20 +24,34 @@ def test_there_are_configs():
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_every_config_runs_fast_dev_run(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = train.main(["fit", "--config", str(config), "--trainer.fast_dev_run=true",
-                      "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"])
+    cli = train.main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run=true",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert cli.trainer.state.finished
     assert cli.trainer.global_step >= 1
 
 
 def test_fit_writes_tensorboard_checkpoint_and_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = train.main([
-        "fit", "--config", str(REPO / "configs/digits/classifier.yaml"),
-        "--trainer.max_epochs=1", "--trainer.limit_train_batches=4",
-        "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false",
-        "--trainer.log_every_n_steps=2",
-    ])
+    cli = train.main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs/digits/classifier.yaml"),
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=4",
+            "--trainer.limit_val_batches=2",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.log_every_n_steps=2",
+        ]
+    )
     log_dir = Path(cli.trainer.log_dir).resolve()
     assert log_dir.is_relative_to((tmp_path / "runs").resolve())
     assert (log_dir / "config.yaml").is_file()
@@ -54,9 +68,17 @@ def test_fit_writes_tensorboard_checkpoint_and_config(tmp_path, monkeypatch):
     torch.testing.assert_close(rebuilt(images[:8]), cli.model(images[:8]))
 
     # and the CLI resumes/validates from it
-    val = train.main(["validate", "--config", str(log_dir / "config.yaml"),
-                      "--ckpt_path", str(checkpoints[0]),
-                      "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
+    val = train.main(
+        [
+            "validate",
+            "--config",
+            str(log_dir / "config.yaml"),
+            "--ckpt_path",
+            str(checkpoints[0]),
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger=false",
+        ]
+    )
     assert 0.0 <= float(val.trainer.callback_metrics["val/acc"]) <= 1.0
 
 
@@ -68,9 +90,17 @@ def test_cli_lists_modules_by_short_name(capsys):
 
 def test_bad_spec_in_config_is_one_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", [
-        "train.py", "fit", "--config", str(REPO / "configs/digits/classifier.yaml"),
-        "--model.init_args.classifier=digits:resnett", "--trainer.fast_dev_run=true"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "train.py",
+            "fit",
+            "--config",
+            str(REPO / "configs/digits/classifier.yaml"),
+            "--model.init_args.classifier=digits:resnett",
+            "--trainer.fast_dev_run=true",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         train.run_from_command_line()
     assert exit_info.value.code == 2

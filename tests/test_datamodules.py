@@ -48,8 +48,9 @@ def test_random_translate_shifts_content_without_scaling():
 
 @pytest.mark.parametrize("kind", ["gaussian", "uniform", "smooth"])
 def test_noise_kinds(kind):
-    dm = NoiseDataModule(kind=kind, num_samples=8, num_val_samples=4, image_size=16, channels=3,
-                         batch_size=4)
+    dm = NoiseDataModule(
+        kind=kind, num_samples=8, num_val_samples=4, image_size=16, channels=3, batch_size=4
+    )
     images, labels = next(iter(dm.val_dataloader()))
     assert images.shape == (4, 3, 16, 16) and torch.all(labels == -1)
     assert images.min() >= 0 and images.max() <= 1 and images.std() > 0.01
@@ -61,8 +62,10 @@ def test_noise_kinds(kind):
 
 def test_smooth_noise_is_low_frequency():
     gen = torch.Generator().manual_seed(0)
+
     def roughness(x):
         return (x[..., 1:] - x[..., :-1]).abs().mean()
+
     smooth = noise_images("smooth", 8, 1, 32, gen)
     uniform = noise_images("uniform", 8, 1, 32, gen)
     assert roughness(smooth) < 0.3 * roughness(uniform)

@@ -33,8 +33,11 @@ def test_random_init_specs(spec, kwargs):
 @pytest.mark.parametrize("spec", ["timm:resnet18", "torchvision:resnet18", "digits:vit"])
 @pytest.mark.parametrize("fmt", ["pt", "safetensors", "ddp-wrapped"])
 def test_local_weights_file_round_trip(tmp_path, spec, fmt):
-    kwargs = {"num_classes": 10, "pretrained": False} if spec.startswith("digits") else {
-        "num_classes": 10}
+    kwargs = (
+        {"num_classes": 10, "pretrained": False}
+        if spec.startswith("digits")
+        else {"num_classes": 10}
+    )
     torch.manual_seed(1)
     source = build_classifier(spec, **kwargs)
     state = source.net.state_dict()

@@ -39,9 +39,7 @@ def _split_indices() -> dict[str, np.ndarray]:
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def load_digits_split(
-    split: str, image_size: int = 32, channels: int = 1
-) -> tuple[Tensor, Tensor]:
+def load_digits_split(split: str, image_size: int = 32, channels: int = 1) -> tuple[Tensor, Tensor]:
     """Return one split of the digits data.
 
     Args:
@@ -65,8 +63,9 @@ def load_digits_split(
     idx = _split_indices()[split]
     images = torch.from_numpy(data.images[idx]).float().div_(16.0).unsqueeze(1)
     if image_size != 8:
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
-                               align_corners=False).clamp_(0.0, 1.0)
+        images = F.interpolate(
+            images, size=(image_size, image_size), mode="bilinear", align_corners=False
+        ).clamp_(0.0, 1.0)
     images = images.expand(-1, channels, -1, -1).contiguous()
     labels = torch.from_numpy(data.target[idx]).long()
     return images, labels

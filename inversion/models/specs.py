@@ -129,11 +129,15 @@ def _build_torchvision(
         raise _unknown_name("torchvision", name, known)
     spec = f"torchvision:{name}"
     if in_chans not in (None, 3):
-        raise InversionError(f"{spec} takes 3-channel inputs (in_chans={in_chans} is not "
-                             "supported); 1-channel images are replicated automatically.")
+        raise InversionError(
+            f"{spec} takes 3-channel inputs (in_chans={in_chans} is not "
+            "supported); 1-channel images are replicated automatically."
+        )
     if pretrained and num_classes not in (None, 1000):
-        raise InversionError(f"The pretrained weights of {spec} have 1000 classes; "
-                             f"num_classes={num_classes} needs pretrained=False.")
+        raise InversionError(
+            f"The pretrained weights of {spec} have 1000 classes; "
+            f"num_classes={num_classes} needs pretrained=False."
+        )
     kwargs: dict = {}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -141,8 +145,9 @@ def _build_torchvision(
     if input_size is not None and name.startswith("vit_"):
         kwargs["image_size"] = input_size
     try:
-        net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None,
-                                           **kwargs)
+        net = torchvision.models.get_model(
+            name, weights="DEFAULT" if pretrained else None, **kwargs
+        )
     except Exception as err:
         if pretrained:
             raise _offline_error(spec, err) from err
@@ -182,13 +187,20 @@ def _build_digits(
         raise _unknown_name("digits", name, list(zoo.ZOO))
     recipe = zoo.ZOO[name]
     if pretrained is False or weights is not None:
-        model = zoo.wrap_digits_net(recipe.arch, in_chans or recipe.in_chans,
-                                    num_classes or 10, input_size or recipe.image_size)
+        model = zoo.wrap_digits_net(
+            recipe.arch,
+            in_chans or recipe.in_chans,
+            num_classes or 10,
+            input_size or recipe.image_size,
+        )
         if weights is not None:
             load_weights_into(model.net, weights, f"digits:{name}")
         return model
-    requested = {"num_classes": (num_classes, 10), "in_chans": (in_chans, recipe.in_chans),
-                 "input_size": (input_size, recipe.image_size)}
+    requested = {
+        "num_classes": (num_classes, 10),
+        "in_chans": (in_chans, recipe.in_chans),
+        "input_size": (input_size, recipe.image_size),
+    }
     for option, (asked, trained) in requested.items():
         if asked is not None and asked != trained:
             raise InversionError(
@@ -216,8 +228,9 @@ def classifier_from_checkpoint(path: str | Path) -> ImageClassifier:
         input_size=hp.get("input_size"),
         pretrained=False,
     )
-    state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items()
-             if k.startswith("model.")}
+    state = {
+        k[len("model.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
+    }
     model.load_state_dict(state)
     model.name = str(path)
     return model.eval()
@@ -257,19 +270,27 @@ def build_classifier(
             or pretrained weights that cannot be fetched offline.
     """
     if not isinstance(spec, str) or not spec:
-        raise InversionError(f"A classifier spec is a non-empty string, got {spec!r}; "
-                             f"use one of: {', '.join(KINDS)}.")
+        raise InversionError(
+            f"A classifier spec is a non-empty string, got {spec!r}; "
+            f"use one of: {', '.join(KINDS)}."
+        )
     kind, sep, name = spec.partition(":")
     if sep and kind in _BUILDERS:
         if not name:
             raise InversionError(f"Spec {spec!r} names no model; e.g. {kind}:resnet18.")
         if weights is not None and pretrained:
-            raise InversionError("Give either pretrained=True (download) or weights=PATH "
-                                 "(local file), not both.")
+            raise InversionError(
+                "Give either pretrained=True (download) or weights=PATH (local file), not both."
+            )
         build = _BUILDERS[kind]
-        model = build(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
-                      pretrained=bool(pretrained) if kind != "digits" else pretrained,
-                      weights=weights)
+        model = build(
+            name,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            input_size=input_size,
+            pretrained=bool(pretrained) if kind != "digits" else pretrained,
+            weights=weights,
+        )
         return model.eval()
     path = Path(spec).expanduser()
     if path.is_file():
@@ -278,5 +299,4 @@ def build_classifier(
         raise InversionError(f"Checkpoint file not found: {spec}.")
     close = difflib.get_close_matches(kind, list(_BUILDERS), n=1)
     hint = f" Did you mean {close[0]}:{name or kind}?" if close else ""
-    raise InversionError(f"Unknown classifier spec {spec!r}.{hint} Use one of: "
-                         f"{', '.join(KINDS)}.")
+    raise InversionError(f"Unknown classifier spec {spec!r}.{hint} Use one of: {', '.join(KINDS)}.")

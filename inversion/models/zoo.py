@@ -59,10 +59,12 @@ class ZooRecipe:
 ZOO: dict[str, ZooRecipe] = {
     "cnn": ZooRecipe("cnn", seed=1, epochs=8, lr=3e-3, weight_decay=1e-4),
     "resnet": ZooRecipe("resnet", seed=2, epochs=8, lr=3e-3, weight_decay=1e-4),
-    "vit": ZooRecipe("vit", seed=3, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3,
-                     label_smoothing=0.1),
-    "mlp": ZooRecipe("mlp", seed=4, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3,
-                     label_smoothing=0.1),
+    "vit": ZooRecipe(
+        "vit", seed=3, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3, label_smoothing=0.1
+    ),
+    "mlp": ZooRecipe(
+        "mlp", seed=4, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3, label_smoothing=0.1
+    ),
 }
 
 
@@ -124,8 +126,9 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
     if progress:
         from tqdm.auto import tqdm
 
-        epochs = tqdm(epochs, desc=f"training digits:{name} (first use)", file=sys.stderr,
-                      leave=False)
+        epochs = tqdm(
+            epochs, desc=f"training digits:{name} (first use)", file=sys.stderr, leave=False
+        )
     model.train()
     for _ in epochs:
         order = torch.randperm(len(train_x), generator=generator)
@@ -164,8 +167,10 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
 def zoo_checkpoint(name: str) -> dict:
     """Return the cached checkpoint of ``digits:name``, training it on first use."""
     if name not in ZOO:
-        raise InversionError(f"Unknown embedded model digits:{name}; choose one of "
-                             f"{', '.join('digits:' + n for n in ZOO)}.")
+        raise InversionError(
+            f"Unknown embedded model digits:{name}; choose one of "
+            f"{', '.join('digits:' + n for n in ZOO)}."
+        )
     path = zoo_path(name)
     if not path.is_file():
         with _file_lock(path):
@@ -181,23 +186,31 @@ def load_zoo_model(name: str) -> ImageClassifier:
     """Return the trained embedded model ``digits:name`` (trained on first use)."""
     checkpoint = zoo_checkpoint(name)
     hparams = checkpoint["hyper_parameters"]
-    model = wrap_digits_net(ZOO[name].arch, hparams["in_chans"], hparams["num_classes"],
-                            hparams["input_size"])
-    model.load_state_dict({k[len("model."):]: v for k, v in checkpoint["state_dict"].items()})
+    model = wrap_digits_net(
+        ZOO[name].arch, hparams["in_chans"], hparams["num_classes"], hparams["input_size"]
+    )
+    model.load_state_dict({k[len("model.") :]: v for k, v in checkpoint["state_dict"].items()})
     return model.eval()
 
 
 def zoo_table() -> str:
     """A Markdown table of the zoo: architecture, parameters, accuracies, training time."""
-    rows = ["| spec | parameters | val top-1 | test top-1 | train time (s) |",
-            "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| spec | parameters | val top-1 | test top-1 | train time (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in ZOO:
         checkpoint = zoo_checkpoint(name)
-        params = sum(v.numel() for k, v in checkpoint["state_dict"].items()
-                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        params = sum(
+            v.numel()
+            for k, v in checkpoint["state_dict"].items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
         info = checkpoint["zoo"]
-        rows.append(f"| `digits:{name}` | {params:,} | {100 * info['val_accuracy']:.1f}% | "
-                    f"{100 * info['test_accuracy']:.1f}% | {info['train_seconds']:.0f} |")
+        rows.append(
+            f"| `digits:{name}` | {params:,} | {100 * info['val_accuracy']:.1f}% | "
+            f"{100 * info['test_accuracy']:.1f}% | {info['train_seconds']:.0f} |"
+        )
     return "\n".join(rows)
 
 

@@ -1,0 +1,53 @@
+"""Write computed tables into README.md between ``<!-- table:NAME -->`` markers.
+
+    python benchmarks/update_readme.py zoo     # the embedded digits zoo
+
+Every number in a README table comes from here: the table's function computes it (the
+zoo trains on first use) and the README text between the markers is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _zoo() -> str:
+    from inversion.models.zoo import zoo_table
+
+    return zoo_table()
+
+
+TABLES: dict[str, Callable[[], str]] = {"zoo": _zoo}
+
+
+def replace_table(text: str, name: str, table: str) -> str:
+    """Return ``text`` with the block between the markers of ``name`` set to ``table``."""
+    pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no <!-- table:{name} --> ... <!-- /table:{name} -->")
+    return pattern.sub(lambda m: m.group(1) + table.strip() + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    """Recompute the named tables and write them into README.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tables", nargs="*", help=f"any of {list(TABLES)} (default: all)")
+    names = parser.parse_args().tables or list(TABLES)
+    unknown = sorted(set(names) - set(TABLES))
+    if unknown:
+        parser.error(f"unknown tables {unknown}; choose from {list(TABLES)}")
+    text = README.read_text()
+    for name in names:
+        table = TABLES[name]()
+        print(table)
+        text = replace_table(text, name, table)
+    README.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
