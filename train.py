@@ -19,6 +19,7 @@ import sys
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI
 
+import callbacks  # noqa: F401  (registers the callbacks for short class names)
 import datamodules  # noqa: F401  (registers the DataModules for short class names)
 import lightning_modules  # noqa: F401  (registers the modules for short class names)
 from inversion.errors import user_facing_message

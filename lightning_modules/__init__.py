@@ -2,5 +2,6 @@
 
 from lightning_modules.base import BaseTask
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.real_images import RealImages
 
-__all__ = ["BaseTask", "ClassifierModule"]
+__all__ = ["BaseTask", "ClassifierModule", "RealImages"]

@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import Tensor
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
+from inversion.metrics.scorer import top_k_accuracy
 from inversion.models import build_classifier
 from inversion.training import build_optimizer, classification_loss, warmup_cosine
 from lightning_modules.base import BaseTask
@@ -67,9 +67,9 @@ class ClassifierModule(BaseTask):
 
     def configure_metrics(self) -> None:  # noqa: D102
         num_classes = self.hparams.num_classes
-        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1)}
+        metrics = {"acc": top_k_accuracy(num_classes, 1)}
         if num_classes > 5:
-            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5)
+            metrics["acc_top5"] = top_k_accuracy(num_classes, 5)
         collection = MetricCollection(metrics)
         self.train_metrics = collection.clone(prefix="train/")
         self.val_metrics = collection.clone(prefix="val/")

@@ -8,15 +8,12 @@ cache file name carries a hash of the recipe: changing a recipe retrains.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -26,7 +23,7 @@ from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
 from inversion.models.digits_nets import FIXED_SIZE, build_digits_net
 from inversion.models.weights import load_checkpoint_file
-from inversion.paths import cache_dir
+from inversion.paths import cache_dir, file_lock
 from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
 
 ZOO_FORMAT = 2
@@ -90,18 +87,6 @@ def wrap_digits_net(
 def zoo_path(name: str) -> Path:
     """Where the cached model ``digits:name`` lives (it may not exist yet)."""
     return cache_dir() / "zoo" / f"digits-{name}-{ZOO[name].key()}.pt"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock so that parallel processes (DDP ranks) train only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def train_zoo_model(name: str, progress: bool = True) -> dict:
@@ -173,7 +158,7 @@ def zoo_checkpoint(name: str) -> dict:
         )
     path = zoo_path(name)
     if not path.is_file():
-        with _file_lock(path):
+        with file_lock(path):
             if not path.is_file():
                 checkpoint = train_zoo_model(name)
                 tmp = path.with_suffix(f".tmp{os.getpid()}")

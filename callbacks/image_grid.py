@@ -1,0 +1,116 @@
+"""Image grids of what a module produces: one row per class, to TensorBoard and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from callbacks.outputs import produced_images
+
+
+def class_grid(images: Tensor, labels: Tensor | None, per_row: int, upscale: int = 1) -> Tensor:
+    """Arrange images in a grid: one row per class (sorted), up to ``per_row`` each.
+
+    Without labels the images fill rows of ``per_row`` in order. Missing cells stay
+    blank. Returns a 3 x H x W tensor in [0, 1].
+    """
+    images = images.float().clamp(0, 1)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if upscale > 1:
+        images = F.interpolate(images, scale_factor=upscale, mode="nearest")
+    if labels is None:
+        return make_grid(images, nrow=per_row, padding=2, pad_value=1.0)
+    cells = []
+    for label in sorted(set(labels.tolist())):
+        row = images[labels == label][:per_row]
+        blank = torch.ones(per_row - len(row), *images.shape[1:])
+        cells.append(torch.cat([row, blank]))
+    return make_grid(torch.cat(cells), nrow=per_row, padding=2, pad_value=1.0)
+
+
+class ImageGrid(pl.Callback):
+    """Show produced images per class in TensorBoard and write them as PNG files.
+
+    Images are collected on the global-zero process (up to ``per_class`` for each of up
+    to ``max_classes`` classes); the grid goes to TensorBoard as ``val/images`` or
+    ``test/images`` and to ``<log_dir>/images/<stage>-epoch<E>.png``.
+
+    Args:
+        per_class: Images shown per class (the columns).
+        max_classes: Classes shown (the rows), lowest labels first.
+        upscale: Nearest-neighbour magnification of small images.
+        save_png: Also write PNG files into the run directory.
+    """
+
+    def __init__(
+        self, per_class: int = 8, max_classes: int = 10, upscale: int = 2, save_png: bool = True
+    ) -> None:
+        self.per_class, self.max_classes = per_class, max_classes
+        self.upscale, self.save_png = upscale, save_png
+        self.rows: dict[int, list[Tensor]] = {}
+        self.unlabelled: list[Tensor] = []
+        self.saved: list[Path] = []
+
+    def _collect(self, trainer: pl.Trainer, outputs: Any) -> None:
+        produced = produced_images(outputs)
+        if produced is None or not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        images = produced["images"].detach()
+        if "labels" not in produced:
+            if len(self.unlabelled) < self.per_class * self.max_classes:
+                self.unlabelled.extend(images.float().cpu())
+            return
+        for image, label in zip(images, produced["labels"].tolist(), strict=True):
+            row = self.rows.setdefault(label, [])
+            if len(row) < self.per_class:
+                row.append(image.float().cpu())
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the images a validation step returned."""
+        self._collect(trainer, outputs)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the images a test step returned."""
+        self._collect(trainer, outputs)
+
+    def _grid(self) -> Tensor | None:
+        if self.rows:
+            shown = sorted(self.rows)[: self.max_classes]
+            images = torch.stack([img for label in shown for img in self.rows[label]])
+            labels = torch.tensor([label for label in shown for _ in self.rows[label]])
+            return class_grid(images, labels, self.per_class, self.upscale)
+        if self.unlabelled:
+            return class_grid(torch.stack(self.unlabelled), None, self.per_class, self.upscale)
+        return None
+
+    def _write(self, trainer: pl.Trainer, prefix: str) -> None:
+        grid = self._grid()
+        self.rows, self.unlabelled = {}, []
+        if grid is None:
+            return
+        logger = trainer.logger
+        if logger is not None and hasattr(logger.experiment, "add_image"):
+            logger.experiment.add_image(f"{prefix}/images", grid, trainer.global_step)
+        if self.save_png:
+            root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+            root.mkdir(parents=True, exist_ok=True)
+            path = root / f"{prefix}-epoch{trainer.current_epoch:03d}-step{trainer.global_step}.png"
+            save_image(grid, path)
+            self.saved.append(path)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._write(trainer, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._write(trainer, "test")

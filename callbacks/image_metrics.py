@@ -1,0 +1,103 @@
+"""Verifier top-1/top-5, Inception Score and FID of what a module produces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+
+from callbacks.outputs import produced_images
+from inversion.metrics.scorer import ImageScorer
+
+STAGES = {"validate": "val", "test": "test"}
+
+
+class ImageMetrics(pl.Callback):
+    """Score the images returned by ``validation_step``/``test_step`` once per epoch.
+
+    Metrics are torchmetrics states on the module's device, synced across DDP
+    processes; they are logged as ``val/<metric>``/``test/<metric>`` scalars and as
+    TensorBoard hparams metrics (``hp/...``), and kept in :attr:`results`.
+
+    Args:
+        verifiers: Classifier specs that did not produce the images (top-1/top-5 each).
+        feature: ``inception``, a classifier spec (e.g. ``digits:resnet``, named in the
+            metric: ``fid_digits-resnet``), or None for no IS/FID.
+        inception_weights: Local InceptionV3 weights file (offline use).
+        fid: Compute FID.
+        inception_score: Compute the Inception Score.
+        splits: Inception Score splits.
+        reference: FID reference: ``digits:SPLIT`` or an image folder (statistics cached);
+            None uses the ``reference`` images the module returns.
+        log_hparams: Also record the metrics as TensorBoard hparams metrics.
+    """
+
+    def __init__(
+        self,
+        verifiers: list[str] | None = None,
+        feature: str | None = "inception",
+        inception_weights: str | None = None,
+        fid: bool = True,
+        inception_score: bool = True,
+        splits: int = 10,
+        reference: str | None = None,
+        log_hparams: bool = True,
+    ) -> None:
+        self.options = {
+            "verifiers": list(verifiers or []),
+            "feature": feature,
+            "inception_weights": inception_weights,
+            "fid": fid,
+            "inception_score": inception_score,
+            "splits": splits,
+        }
+        self.reference = reference
+        self.log_hparams = log_hparams
+        self.scorer: ImageScorer | None = None
+        self.results: dict[str, dict[str, float]] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Build the verifiers and feature extractor on the module's device."""
+        if self.scorer is None:
+            self.scorer = ImageScorer(**self.options)
+            if self.reference is not None:
+                self.scorer.set_reference(self.reference, progress=trainer.is_global_zero)
+        self.scorer.to(pl_module.device)
+
+    def _update(self, outputs: Any) -> None:
+        produced = produced_images(outputs)
+        if produced is not None:
+            self.scorer.update(
+                produced["images"], produced.get("labels"), produced.get("reference")
+            )
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the images a validation step returned."""
+        self._update(outputs)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the images a test step returned."""
+        self._update(outputs)
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prefix: str) -> None:
+        if trainer.sanity_checking or not self.scorer.updated():
+            self.scorer.reset()
+            return
+        results = self.scorer.compute()
+        self.scorer.reset()
+        self.results[prefix] = results
+        for key, value in results.items():
+            pl_module.log(f"{prefix}/{key}", value)
+        if self.log_hparams and trainer.logger is not None and trainer.is_global_zero:
+            metrics = {f"hp/{prefix}/{key}": value for key, value in results.items()}
+            trainer.logger.log_hyperparams(dict(pl_module.hparams), metrics)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._finish(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._finish(trainer, pl_module, "test")

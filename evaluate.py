@@ -1,0 +1,236 @@
+"""Score produced images: verifier top-1/top-5, Inception Score and FID.
+
+Two ways in, one set of metrics (the same ``ImageScorer`` the callbacks use):
+
+    # (a) a folder of images (class subfolders, or a flat folder with a labels file)
+    python evaluate.py folder IMAGES --verifiers digits:vit --reference digits:test
+
+    # (b) a trained run: its config and checkpoint, test loop on one device
+    python evaluate.py run --config runs/x/version_0/config.yaml --ckpt runs/x/.../last.ckpt
+
+Each evaluation writes ``<out>/<name>.json``, appends a row to ``<out>/results.md`` and
+prints that table. Offline, Inception needs ``--inception-weights PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from inversion.data.image_files import scan_image_folder
+from inversion.errors import InversionError, user_facing_message
+from inversion.metrics.reference import image_files_loader
+from inversion.metrics.scorer import ImageScorer
+
+TABLE_HEADER = (
+    "| run | images | verifier top-1 | verifier top-5 | IS | FID | features |\n"
+    "|---|---:|---:|---:|---:|---:|---|\n"
+)
+
+
+def read_labels_file(path: Path, files: list[Path]) -> list[int]:
+    """Labels for a flat folder from lines ``filename,label`` (or whitespace-separated)."""
+    if not path.is_file():
+        raise InversionError(f"Labels file not found: {path}.")
+    table: dict[str, int] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.replace(",", " ").split()
+        if not parts or parts[0].startswith("#") or parts[0] in ("file", "filename"):
+            continue
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise InversionError(f"{path}:{number}: expected 'filename,label', got {line!r}.")
+        table[parts[0]] = int(parts[1])
+    missing = [f.name for f in files if f.name not in table]
+    if missing:
+        raise InversionError(
+            f"{path} gives no label for {len(missing)} image(s), e.g. {missing[:3]}."
+        )
+    return [table[f.name] for f in files]
+
+
+def folder_labels(folder: Path, labels_file: Path | None) -> tuple[list[Path], list[int]]:
+    """Files and labels: class folders named by integers give those labels; others sorted."""
+    files, labels, classes = scan_image_folder(folder)
+    if labels_file is not None:
+        return files, read_labels_file(labels_file, files)
+    if classes and all(name.isdigit() for name in classes):
+        labels = [int(classes[label]) for label in labels]
+    return files, labels
+
+
+def scorer_from_args(args: argparse.Namespace) -> ImageScorer:
+    """Build the scorer, with its FID reference, from command-line options."""
+    scorer = ImageScorer(
+        verifiers=args.verifiers,
+        feature=None if args.feature == "none" else args.feature,
+        inception_weights=args.inception_weights,
+        fid=args.reference is not None,
+        inception_score=not args.no_is,
+        splits=args.splits,
+    ).to(args.device)
+    if args.reference is not None:
+        scorer.set_reference(args.reference, args.batch_size)
+    return scorer
+
+
+def score_folder(args: argparse.Namespace) -> dict[str, float]:
+    """Score every image of a folder (with a progress bar)."""
+    from tqdm.auto import tqdm
+
+    files, labels = folder_labels(Path(args.images), args.labels)
+    scorer = scorer_from_args(args)
+    loader = image_files_loader(files, labels, args.batch_size, args.num_workers)
+    has_labels = any(label >= 0 for label in labels)
+    for images, batch_labels in tqdm(loader, desc=f"scoring {args.images}", file=sys.stderr):
+        images = images.to(args.device)
+        scorer.update(images, batch_labels.to(args.device) if has_labels else None)
+    results = scorer.compute()
+    results["images"] = len(files)
+    return results
+
+
+def score_run(args: argparse.Namespace) -> dict[str, float]:
+    """Run a trained run's test loop on one device with the metric callbacks."""
+    import train
+    from callbacks import ImageMetrics
+
+    overrides = [
+        "--config",
+        str(args.config),
+        "--trainer.devices=1",
+        "--trainer.num_nodes=1",
+        "--trainer.strategy=auto",
+        "--trainer.logger=false",
+    ]
+    cli = train.main(overrides, run=False)
+    metric_callbacks = [c for c in cli.trainer.callbacks if isinstance(c, ImageMetrics)]
+    if args.verifiers or not metric_callbacks:
+        extra = ImageMetrics(
+            verifiers=args.verifiers,
+            feature=None if args.feature == "none" else args.feature,
+            inception_weights=args.inception_weights,
+            fid=args.reference is not None,
+            inception_score=not args.no_is,
+            splits=args.splits,
+            reference=args.reference,
+            log_hparams=False,
+        )
+        cli.trainer.callbacks.append(extra)
+        metric_callbacks.append(extra)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=args.ckpt)
+    results: dict[str, float] = {}
+    for callback in metric_callbacks:
+        results.update(callback.results.get("test", {}))
+    return results
+
+
+def _pick(results: dict[str, float], *prefixes: str) -> str:
+    for prefix in prefixes:
+        for key, value in results.items():
+            if key == prefix or (key.startswith(prefix) and not key.endswith("_std")):
+                return f"{value:.4g}"
+    return "-"
+
+
+def table_row(name: str, results: dict[str, float]) -> str:
+    """One Markdown row: means over verifiers where there are several."""
+    features = sorted(
+        {
+            k.split("_", 1)[1]
+            for k in results
+            if k.startswith(("fid_", "is_")) and not k.endswith("_std")
+        }
+    ) or (["inception"] if "fid" in results or "is" in results else ["-"])
+    images = results.get("images")
+    return (
+        f"| {name} | {int(images) if images is not None else '-'} | "
+        f"{_pick(results, 'top1_verifiers', 'top1_')} | "
+        f"{_pick(results, 'top5_verifiers', 'top5_')} | {_pick(results, 'is')} | "
+        f"{_pick(results, 'fid')} | {', '.join(features)} |\n"
+    )
+
+
+def write_results(out: Path, name: str, results: dict[str, float], options: dict) -> Path:
+    """Write ``<out>/<name>.json`` and append a row to ``<out>/results.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": name,
+        "metrics": results,
+        "options": options,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "torch": str(torch.__version__),
+    }
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2, default=str))
+    table = out / "results.md"
+    if not table.is_file():
+        table.write_text(TABLE_HEADER)
+    with table.open("a") as handle:
+        handle.write(table_row(name, results))
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (subcommands ``folder`` and ``run``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    folder = sub.add_parser("folder", help="score a folder of images")
+    folder.add_argument("images", help="folder: class subfolders, or flat with --labels")
+    folder.add_argument("--labels", type=Path, help="file of 'filename,label' lines")
+    run = sub.add_parser("run", help="score a trained run (config + checkpoint), one device")
+    run.add_argument("--config", type=Path, required=True, help="the run's config.yaml")
+    run.add_argument("--ckpt", help="checkpoint to load (default: the config's weights)")
+    for each in (folder, run):
+        each.add_argument("--verifiers", nargs="*", default=[], help="classifier specs")
+        each.add_argument(
+            "--feature",
+            default="inception",
+            help="'inception', a classifier spec (e.g. digits:resnet), or 'none'",
+        )
+        each.add_argument("--inception-weights", help="local InceptionV3 weights file")
+        each.add_argument("--reference", help="FID reference: digits:SPLIT or an image folder")
+        each.add_argument("--splits", type=int, default=10, help="Inception Score splits")
+        each.add_argument("--no-is", action="store_true", help="skip the Inception Score")
+        each.add_argument("--batch-size", type=int, default=64)
+        each.add_argument("--num-workers", type=int, default=0)
+        each.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        each.add_argument("--name", help="row name (default: the folder or config name)")
+        each.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Parse arguments, score, write JSON and Markdown, print the table."""
+    args = build_parser().parse_args(argv)
+    if args.command == "folder":
+        results = score_folder(args)
+        default_name = Path(args.images).resolve().name
+    else:
+        results = score_run(args)
+        default_name = Path(args.config).resolve().parent.name
+    name = args.name or default_name
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    table = write_results(args.out, name, results, options)
+    print(json.dumps(results, indent=2))
+    print(table.read_text())
+    return results
+
+
+def run_from_command_line() -> None:
+    """Entry point: bad input ends in its one-line message and exit status 2."""
+    try:
+        main()
+    except Exception as err:
+        message = user_facing_message(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_from_command_line()

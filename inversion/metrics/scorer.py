@@ -1,0 +1,143 @@
+"""One object that scores produced images: verifier top-1/top-5, IS and FID.
+
+Used by the metric callback (per validation/test step, synced across DDP processes by
+torchmetrics) and by ``evaluate.py`` on folders. All metric states live on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from inversion.errors import InversionError
+from inversion.metrics.features import FeatureExtractor, build_feature_extractor, short_name
+from inversion.metrics.fid import FrechetDistance
+from inversion.metrics.inception_score import InceptionScore
+from inversion.metrics.reference import reference_statistics
+from inversion.models import build_classifier
+
+
+def top_k_accuracy(num_classes: int, k: int) -> MulticlassAccuracy:
+    """Fraction of images whose label is among the top-k predictions (labels -1 ignored)."""
+    return MulticlassAccuracy(num_classes, top_k=k, average="micro", ignore_index=-1)
+
+
+class ImageScorer(nn.Module):
+    """Verifier accuracy, Inception Score and FID of produced images.
+
+    Args:
+        verifiers: Classifier specs that did not produce the images; each gives
+            ``top1_<name>`` and ``top5_<name>`` (labels equal to -1 are ignored), and
+            their mean over verifiers ``top1_verifiers``/``top5_verifiers``.
+        feature: ``inception`` (standard InceptionV3), a classifier spec (e.g.
+            ``digits:resnet``; metric names then say so: ``fid_digits-resnet``), or
+            None for no IS/FID.
+        inception_weights: Local InceptionV3 weights file (see InceptionFeatures).
+        fid: Compute FID (needs reference images or statistics).
+        inception_score: Compute the Inception Score.
+        splits: Inception Score splits.
+    """
+
+    def __init__(
+        self,
+        verifiers: Sequence[str] = (),
+        feature: str | None = "inception",
+        inception_weights: str | None = None,
+        fid: bool = True,
+        inception_score: bool = True,
+        splits: int = 10,
+    ) -> None:
+        super().__init__()
+        self.verifiers = nn.ModuleDict()
+        self.accuracy = nn.ModuleDict()
+        for spec in verifiers:
+            name = short_name(spec)
+            verifier = build_classifier(spec).freeze()
+            self.verifiers[name] = verifier
+            metrics = {"top1": top_k_accuracy(verifier.num_classes, 1)}
+            if verifier.num_classes >= 5:
+                metrics["top5"] = top_k_accuracy(verifier.num_classes, 5)
+            self.accuracy[name] = MetricCollection(metrics)
+        self.extractor: FeatureExtractor | None = None
+        self.fid: FrechetDistance | None = None
+        self.inception_score: InceptionScore | None = None
+        if feature is not None and (fid or inception_score):
+            self.extractor = build_feature_extractor(feature, inception_weights)
+            if fid:
+                self.fid = FrechetDistance(self._feature_dim())
+            if inception_score:
+                self.inception_score = InceptionScore(splits)
+        self.has_reference = False
+        self.num_updates = 0
+
+    def _feature_dim(self) -> int:
+        probe = torch.zeros(2, 3, 32, 32, device=next(self.extractor.parameters()).device)
+        with torch.no_grad():
+            return self.extractor(probe)[0].shape[1]
+
+    def set_reference(self, source: str, batch_size: int = 64, progress: bool = True) -> None:
+        """Use cached statistics of ``digits:SPLIT`` or an image folder as FID reference."""
+        if self.fid is None:
+            return
+        mean, cov, _ = reference_statistics(self.extractor, source, batch_size, progress)
+        self.fid.set_reference(mean, cov)
+        self.has_reference = True
+
+    @torch.no_grad()
+    def update(
+        self, images: Tensor, labels: Tensor | None = None, reference: Tensor | None = None
+    ) -> None:
+        """Score a batch of produced images (N x C x H x W in [0, 1], or uint8)."""
+        self.num_updates += 1
+        float_images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        if labels is not None:
+            for name, verifier in self.verifiers.items():
+                self.accuracy[name].update(verifier(float_images), labels)
+        if self.extractor is not None:
+            pool, logits = self.extractor(images)
+            if self.fid is not None:
+                self.fid.update(pool)
+            if self.inception_score is not None:
+                self.inception_score.update(logits)
+            if reference is not None and self.fid is not None and not self.has_reference:
+                self.fid.update(self.extractor(reference)[0], real=True)
+
+    def compute(self) -> dict[str, float]:
+        """All metrics as floats (synced across processes). Call once per epoch."""
+        results: dict[str, float] = {}
+        for name, collection in self.accuracy.items():
+            for key, value in collection.compute().items():
+                results[f"{key}_{name}"] = float(value)
+        for k in ("top1", "top5"):
+            values = [v for key, v in results.items() if key.startswith(f"{k}_")]
+            if len(values) > 1:
+                results[f"{k}_verifiers"] = sum(values) / len(values)
+        if self.inception_score is not None:
+            mean, std = self.inception_score.compute()
+            name = self.extractor.metric_name("is")
+            results[name], results[f"{name}_std"] = float(mean), float(std)
+        if self.fid is not None:
+            if not self.has_reference and int(self.fid.real_n) == 0:
+                raise InversionError(
+                    "FID needs reference images: give a reference (digits:test or an image "
+                    "folder), or return 'reference' images from the module's steps."
+                )
+            results[self.extractor.metric_name("fid")] = float(self.fid.compute())
+        return results
+
+    def updated(self) -> bool:
+        """Whether :meth:`update` ran since the last reset (in this process)."""
+        return self.num_updates > 0
+
+    def reset(self) -> None:
+        """Forget the images seen so far (the reference statistics stay)."""
+        self.num_updates = 0
+        for collection in self.accuracy.values():
+            collection.reset()
+        for metric in (self.fid, self.inception_score):
+            if metric is not None:
+                metric.reset()
