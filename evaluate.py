@@ -82,16 +82,14 @@ def score_folder(args: argparse.Namespace) -> dict[str, float]:
     """Score every image of a folder (with a progress bar)."""
     from tqdm.auto import tqdm
 
-    files, labels = folder_labels(Path(args.images), args.labels)
+    files, labels = folder_labels(Path(args.images), args.labels)  # errors before any model
     scorer = scorer_from_args(args)
     loader = image_files_loader(files, labels, args.batch_size, args.num_workers)
     has_labels = any(label >= 0 for label in labels)
     for images, batch_labels in tqdm(loader, desc=f"scoring {args.images}", file=sys.stderr):
         images = images.to(args.device)
         scorer.update(images, batch_labels.to(args.device) if has_labels else None)
-    results = scorer.compute()
-    results["images"] = len(files)
-    return results
+    return scorer.compute()
 
 
 def score_run(args: argparse.Namespace) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Write computed tables into README.md between ``<!-- table:NAME -->`` markers.
 
-    python benchmarks/update_readme.py zoo     # the embedded digits zoo
+    python benchmarks/update_readme.py zoo           # the embedded digits zoo
+    python benchmarks/update_readme.py real_digits   # metrics of the real digits
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -22,7 +23,31 @@ def _zoo() -> str:
     return zoo_table()
 
 
-TABLES: dict[str, Callable[[], str]] = {"zoo": _zoo}
+def _real_digits() -> str:
+    import contextlib
+    import io
+    import tempfile
+
+    import evaluate
+
+    config = README.parent / "configs" / "digits" / "real_images.yaml"
+    out = Path(tempfile.mkdtemp())
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluate.main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--name",
+                "real digits (test split)",
+            ]
+        )
+    return (out / "results.md").read_text()
+
+
+TABLES: dict[str, Callable[[], str]] = {"zoo": _zoo, "real_digits": _real_digits}
 
 
 def replace_table(text: str, name: str, table: str) -> str:

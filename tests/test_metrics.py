@@ -154,9 +154,9 @@ def test_classifier_features_are_named_in_metrics():
 def test_reference_statistics_are_cached_and_follow_the_folder(
     two_image_folders, monkeypatch, tmp_path
 ):
+    extractor = ClassifierFeatures("digits:cnn")  # from the normal zoo cache
     monkeypatch.setenv("INVERSION_CACHE", str(tmp_path / "cache"))
     _, real = two_image_folders
-    extractor = ClassifierFeatures("digits:cnn")
     mean, cov, n = reference_statistics(extractor, str(real), progress=False)
     files = list((tmp_path / "cache" / "fid_reference").glob("*.pt"))
     assert n == 24 and len(files) == 1 and cov.shape == (128, 128)

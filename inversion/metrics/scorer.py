@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from inversion.errors import InversionError
@@ -73,6 +73,7 @@ class ImageScorer(nn.Module):
                 self.inception_score = InceptionScore(splits)
         self.has_reference = False
         self.num_updates = 0
+        self.num_images = SumMetric()
 
     def _feature_dim(self) -> int:
         probe = torch.zeros(2, 3, 32, 32, device=next(self.extractor.parameters()).device)
@@ -93,6 +94,7 @@ class ImageScorer(nn.Module):
     ) -> None:
         """Score a batch of produced images (N x C x H x W in [0, 1], or uint8)."""
         self.num_updates += 1
+        self.num_images.update(images.new_tensor(images.shape[0], dtype=torch.float32))
         float_images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         if labels is not None:
             for name, verifier in self.verifiers.items():
@@ -108,7 +110,7 @@ class ImageScorer(nn.Module):
 
     def compute(self) -> dict[str, float]:
         """All metrics as floats (synced across processes). Call once per epoch."""
-        results: dict[str, float] = {}
+        results: dict[str, float] = {"images": float(self.num_images.compute())}
         for name, collection in self.accuracy.items():
             for key, value in collection.compute().items():
                 results[f"{key}_{name}"] = float(value)
@@ -136,6 +138,7 @@ class ImageScorer(nn.Module):
     def reset(self) -> None:
         """Forget the images seen so far (the reference statistics stay)."""
         self.num_updates = 0
+        self.num_images.reset()
         for collection in self.accuracy.values():
             collection.reset()
         for metric in (self.fid, self.inception_score):
