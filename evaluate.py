@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from inversion.data.image_files import scan_image_folder
-from inversion.errors import InversionError, user_facing_message
+from inversion.errors import InversionError, exit_on_user_error
 from inversion.metrics.reference import image_files_loader
 from inversion.metrics.scorer import ImageScorer
 
@@ -63,16 +63,21 @@ def folder_labels(folder: Path, labels_file: Path | None) -> tuple[list[Path], l
     return files, labels
 
 
+def metric_options(args: argparse.Namespace) -> dict:
+    """The ImageScorer options given on the command line."""
+    return {
+        "verifiers": args.verifiers,
+        "feature": None if args.feature == "none" else args.feature,
+        "inception_weights": args.inception_weights,
+        "fid": args.reference is not None,
+        "inception_score": not args.no_is,
+        "splits": args.splits,
+    }
+
+
 def scorer_from_args(args: argparse.Namespace) -> ImageScorer:
     """Build the scorer, with its FID reference, from command-line options."""
-    scorer = ImageScorer(
-        verifiers=args.verifiers,
-        feature=None if args.feature == "none" else args.feature,
-        inception_weights=args.inception_weights,
-        fid=args.reference is not None,
-        inception_score=not args.no_is,
-        splits=args.splits,
-    ).to(args.device)
+    scorer = ImageScorer(**metric_options(args)).to(args.device)
     if args.reference is not None:
         scorer.set_reference(args.reference, args.batch_size)
     return scorer
@@ -108,16 +113,7 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
     cli = train.main(overrides, run=False)
     metric_callbacks = [c for c in cli.trainer.callbacks if isinstance(c, ImageMetrics)]
     if args.verifiers or not metric_callbacks:
-        extra = ImageMetrics(
-            verifiers=args.verifiers,
-            feature=None if args.feature == "none" else args.feature,
-            inception_weights=args.inception_weights,
-            fid=args.reference is not None,
-            inception_score=not args.no_is,
-            splits=args.splits,
-            reference=args.reference,
-            log_hparams=False,
-        )
+        extra = ImageMetrics(**metric_options(args), reference=args.reference, log_hparams=False)
         cli.trainer.callbacks.append(extra)
         metric_callbacks.append(extra)
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=args.ckpt)
@@ -220,14 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 def run_from_command_line() -> None:
     """Entry point: bad input ends in its one-line message and exit status 2."""
-    try:
-        main()
-    except Exception as err:
-        message = user_facing_message(err)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ TensorBoard logs, checkpoints and the resolved config go to ``runs/<name>/versio
 
 from __future__ import annotations
 
-import sys
-
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI
 
 import callbacks  # noqa: F401  (registers the callbacks for short class names)
 import datamodules  # noqa: F401  (registers the DataModules for short class names)
 import lightning_modules  # noqa: F401  (registers the modules for short class names)
-from inversion.errors import user_facing_message
+from inversion.errors import exit_on_user_error
 from lightning_modules.base import BaseTask
 
 TRAINER_DEFAULTS = {
@@ -49,14 +47,7 @@ def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
 
 def run_from_command_line() -> None:
     """Run the CLI; bad input ends in its one-line message and exit status 2."""
-    try:
-        main()
-    except Exception as err:
-        message = user_facing_message(err)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main)
 
 
 if __name__ == "__main__":

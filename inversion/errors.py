@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 
 class InversionError(ValueError):
@@ -37,3 +39,18 @@ def user_facing_message(err: BaseException) -> str | None:
     if latest and latest in str(err):
         return latest
     return None
+
+
+def exit_on_user_error(main: Callable[[], Any]) -> Any:
+    """Run an entry point; bad input ends in one line ``error: ...`` and exit status 2.
+
+    Any other exception keeps its traceback (it is a bug, not bad input).
+    """
+    try:
+        return main()
+    except Exception as err:
+        message = user_facing_message(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
