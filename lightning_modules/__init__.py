@@ -1,7 +1,9 @@
 """One LightningModule per approach; wiring only, the maths lives in ``inversion/``."""
 
+from lightning_modules import strategies  # noqa: F401  (registers ddp_independent)
 from lightning_modules.base import BaseTask
+from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.real_images import RealImages
 
-__all__ = ["BaseTask", "ClassifierModule", "RealImages"]
+__all__ = ["BaseTask", "ClassInversion", "ClassifierModule", "RealImages"]

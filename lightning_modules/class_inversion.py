@@ -1,0 +1,177 @@
+"""Class inversion (PII, DeepInversion, DeepDream) as a LightningModule: wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from inversion.class_inversion import ClassInverter, recipe_from
+from inversion.errors import InversionError
+from inversion.models import build_classifier
+from lightning_modules.base import BaseTask
+from lightning_modules.strategies import IndependentDDPStrategy
+
+
+class ClassInversion(BaseTask):
+    """Optimise images of target classes against a frozen classifier.
+
+    Pairs with ``ClassTargetsDataModule``: each training step is one optimisation step of
+    the current batch of targets (the data module repeats each batch for the recipe's
+    number of steps), so a checkpoint resumes an inversion where it stopped. Finished
+    images are kept in the ``produced`` buffer (saved in checkpoints; gathered from all
+    ranks at the end of training) and returned by ``validation_step``/``test_step`` as
+    ``{"images", "labels"}`` for the metric callbacks. Under DDP use
+    ``strategy: ddp_independent``: each process optimises its own targets.
+
+    Args:
+        classifier: Target classifier spec (frozen; not saved in checkpoints).
+        weights: Local weights file for the classifier.
+        pretrained: Download pretrained classifier weights (timm/torchvision).
+        num_classes: Classes of the classifier (default: its own).
+        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
+        recipe: ``pii``, ``deepinversion``, ``deepdream`` or ``custom``.
+        options: Recipe fields to override, e.g. ``{ensemble: 8, steps_per_stage: 100}``.
+        image_size: Side of the produced images.
+        channels: Channels of the produced images.
+        seed: Seed of the initial noise and the augmentations.
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:cnn",
+        weights: str | None = None,
+        pretrained: bool | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        recipe: str = "pii",
+        options: dict[str, Any] | None = None,
+        image_size: int = 32,
+        channels: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.inverter: ClassInverter | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    def configure_models(self) -> None:  # noqa: D102
+        hp = self.hparams
+        self.recipe = recipe_from(hp.recipe, hp.options)
+        classifier = build_classifier(
+            hp.classifier,
+            num_classes=hp.num_classes,
+            input_size=hp.input_size,
+            pretrained=hp.pretrained,
+            weights=hp.weights,
+        ).freeze()
+        object.__setattr__(self, "classifier", classifier)  # not a submodule: never saved
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ClassInversion:
+        """Move the (unregistered) classifier along with the module."""
+        super()._apply(fn, *args, **kwargs)
+        self.classifier._apply(fn, *args, **kwargs)
+        return self
+
+    # --- set-up -----------------------------------------------------------------------
+    def _make_buffers(self, num_targets: int, size: int) -> None:
+        shape = (num_targets, self.hparams.channels, size, size)
+        self.register_buffer("produced", torch.zeros(shape, device=self.device))
+        self.register_buffer("done", torch.zeros(num_targets, dtype=torch.bool, device=self.device))
+
+    def setup(self, stage: str) -> None:
+        """Check the pairing, size the buffers, build the inverter."""
+        datamodule = self.trainer.datamodule
+        if not hasattr(datamodule, "num_targets"):
+            raise InversionError(
+                "ClassInversion needs a ClassTargetsDataModule (which classes, "
+                f"how many images each); got {type(datamodule).__name__}."
+            )
+        strategy = self.trainer.strategy
+        if self.trainer.world_size > 1 and not isinstance(strategy, IndependentDDPStrategy):
+            raise InversionError(
+                "Under DDP, class inversion optimises each process's own "
+                "images: use --trainer.strategy ddp_independent (or "
+                "ddp_spawn_independent)."
+            )
+        if getattr(self, "produced", None) is None or len(self.produced) != datamodule.num_targets:
+            self._make_buffers(datamodule.num_targets, self.hparams.image_size)
+        generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + self.global_rank)
+        self.inverter = ClassInverter(
+            self.classifier, self.recipe, self.hparams.image_size, self.hparams.channels, generator
+        )
+        if stage == "fit":
+            datamodule.repeat = self.inverter.total_steps
+            self.trainer.fit_loop.max_epochs = 1  # one pass = the whole schedule
+
+    def configure_optimizers(self) -> None:
+        """The images' optimisers belong to the inverter (one per batch and stage)."""
+        return None
+
+    # --- optimisation -----------------------------------------------------------------
+    def on_train_start(self) -> None:  # noqa: D102
+        state = self._pending_state
+        if state is not None:
+            self.inverter.load_state_dict(state, self.device)
+            if "generator" in state:
+                self.inverter.generator.set_state(state["generator"])
+            self._pending_state = None
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
+        index, labels, step = batch["index"], batch["label"], batch["step"]
+        if len(index) == 0:  # a rank with fewer targets than batches
+            return
+        if step == 0:
+            self.inverter.start(labels)
+        parts = self.inverter.step()
+        self.log_dict(
+            {f"train/{k}": v for k, v in parts.items()},
+            on_step=True,
+            on_epoch=False,
+            prog_bar=False,
+        )
+        self.log("loss", parts["loss"], prog_bar=True, logger=False)
+        if self.inverter.finished:
+            self.produced[index] = self.inverter.result().to(self.produced.dtype)
+            self.done[index] = True
+
+    def on_train_end(self) -> None:
+        """Give every rank every target's image (each row was filled by one rank)."""
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            dist.all_reduce(self.produced)
+            done = self.done.to(torch.int32)
+            dist.all_reduce(done)
+            self.done.copy_(done > 0)
+
+    # --- outputs for the callbacks ------------------------------------------------------
+    def _produce(self, batch: dict[str, Any]) -> dict[str, Tensor] | None:
+        index = batch["index"]
+        if len(index) == 0:
+            return None
+        return {"images": self.produced[index], "labels": batch["label"]}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict | None:  # noqa: D102
+        return self._produce(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict | None:  # noqa: D102
+        return self._produce(batch)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict | None:  # noqa: D102
+        return self._produce(batch)
+
+    # --- checkpoints --------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the run in progress (images, Adam state, step, RNG) beside the buffers."""
+        if self.inverter is not None:
+            state = self.inverter.state_dict()
+            if state and self.inverter.generator is not None:
+                state["generator"] = self.inverter.generator.get_state()
+            checkpoint["class_inversion"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Size the buffers from the checkpoint and keep the run state for on_train_start."""
+        produced = checkpoint["state_dict"]["produced"]
+        self._make_buffers(produced.shape[0], produced.shape[-1])
+        self._pending_state = checkpoint.get("class_inversion") or None
