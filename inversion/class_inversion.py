@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from inversion.augment import (
-    Augmentations,
     centre_paste,
     circular_jitter,
     color_shift,
@@ -47,8 +46,12 @@ class Recipe:
         jitter: Largest circular shift in pixels at 224 px (scaled to the image size).
         flip: Random horizontal flip (shared by the batch).
         ensemble: Copies of each image per step (each with its own colour shift).
-        color_shift: PII's ColorShift on each copy and channel.
+        color_shift: PII's ColorShift on each copy and channel: x * exp(U(-s, s)) + U(-m, m).
+        color_shift_mean: m, the range of the colour offset (pixel units).
+        color_shift_log_std: s, the range of the log colour scale.
         zoom_stages: PII's centering + zoom stages (1 = optimise at full size only).
+        zoom_to_native: Upsample a stage's smaller canvas (bilinear) to the native size
+            before the model (the "zoom"); fixed-size models are resized anyway.
         steps_per_stage: Optimisation steps per zoom stage (or of the full-resolution
             stage, after ``low_res_steps``).
         low_res_steps: DeepInversion's first stage at half resolution (2x2 average
@@ -67,7 +70,10 @@ class Recipe:
     flip: bool = False
     ensemble: int = 1
     color_shift: bool = False
+    color_shift_mean: float = 1.0
+    color_shift_log_std: float = 1.0
     zoom_stages: int = 1
+    zoom_to_native: bool = True
     steps_per_stage: int = 400
     low_res_steps: int = 0
     lr: float = 0.01
@@ -113,12 +119,13 @@ RECIPES: dict[str, Recipe] = {
         betas=(0.5, 0.99),
     ),
     # Yin et al. 2020 (NVlabs code): BN statistics + image priors, 2k steps at 112 + 1k at 224.
+    # Their lr 0.25 acts on normalised pixels; ours are in [0, 1]: 0.25 x ImageNet std ~ 0.05.
     "deepinversion": Recipe(
         jitter=30,
         flip=True,
         steps_per_stage=1000,
         low_res_steps=2000,
-        lr=0.25,
+        lr=0.05,
         betas=(0.5, 0.9),
         warmup_steps=100,
         init="gaussian",
@@ -132,7 +139,7 @@ RECIPES: dict[str, Recipe] = {
         flip=True,
         steps_per_stage=1000,
         low_res_steps=2000,
-        lr=0.25,
+        lr=0.05,
         betas=(0.5, 0.9),
         warmup_steps=100,
         init="gaussian",
@@ -209,9 +216,6 @@ class ClassInverter:
         self.generator = generator
         self.stages = build_stages(recipe, image_size)
         self.total_steps = sum(stage.steps for stage in self.stages)
-        self.augment = Augmentations(
-            jitter=0, flip=recipe.flip, copies=recipe.ensemble, color_shift=recipe.color_shift
-        )
         self.bn_stats = (
             BatchNormStatistics(classifier.net, recipe.first_bn_multiplier)
             if recipe.bn > 0
@@ -263,9 +267,13 @@ class ClassInverter:
         view = circular_jitter(images, shift, self.generator) if shift else images
         if recipe.flip:
             view = random_flip(view, generator=self.generator)
+        if recipe.zoom_to_native and view.shape[-1] != self.image_size:
+            size = (self.image_size, self.image_size)
+            view = F.interpolate(view, size=size, mode="bilinear", align_corners=False)
         batch = replicate(view, recipe.ensemble)
         if recipe.color_shift:
-            batch = color_shift(batch, generator=self.generator)
+            batch = color_shift(batch, recipe.color_shift_mean, recipe.color_shift_log_std,
+                                self.generator)
         if pool > 1:
             batch = F.avg_pool2d(batch, pool)
         logits = self.classifier(batch)

@@ -30,7 +30,7 @@ class ClassInversion(BaseTask):
         classifier: Target classifier spec (frozen; not saved in checkpoints).
         weights: Local weights file for the classifier.
         pretrained: Download pretrained classifier weights (timm/torchvision).
-        num_classes: Classes of the classifier (default: its own).
+        classifier_num_classes: Classes of the classifier's head (default: its own).
         input_size: Input size of fixed-size classifiers (ViTs, MLPs).
         recipe: ``pii``, ``deepinversion``, ``deepdream`` or ``custom``.
         options: Recipe fields to override, e.g. ``{ensemble: 8, steps_per_stage: 100}``.
@@ -44,7 +44,7 @@ class ClassInversion(BaseTask):
         classifier: str = "digits:cnn",
         weights: str | None = None,
         pretrained: bool | None = None,
-        num_classes: int | None = None,
+        classifier_num_classes: int | None = None,
         input_size: int | None = None,
         recipe: str = "pii",
         options: dict[str, Any] | None = None,
@@ -62,12 +62,13 @@ class ClassInversion(BaseTask):
         self.recipe = recipe_from(hp.recipe, hp.options)
         classifier = build_classifier(
             hp.classifier,
-            num_classes=hp.num_classes,
+            num_classes=hp.classifier_num_classes,
             input_size=hp.input_size,
             pretrained=hp.pretrained,
             weights=hp.weights,
         ).freeze()
         object.__setattr__(self, "classifier", classifier)  # not a submodule: never saved
+        self._make_buffers(0, hp.image_size)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ClassInversion:
         """Move the (unregistered) classifier along with the module."""
@@ -79,7 +80,9 @@ class ClassInversion(BaseTask):
     def _make_buffers(self, num_targets: int, size: int) -> None:
         shape = (num_targets, self.hparams.channels, size, size)
         self.register_buffer("produced", torch.zeros(shape, device=self.device))
-        self.register_buffer("done", torch.zeros(num_targets, dtype=torch.bool, device=self.device))
+        # how many times each target was produced: 1 after a run, summed over ranks
+        counts = torch.zeros(num_targets, dtype=torch.int32, device=self.device)
+        self.register_buffer("times_produced", counts)
 
     def setup(self, stage: str) -> None:
         """Check the pairing, size the buffers, build the inverter."""
@@ -96,7 +99,7 @@ class ClassInversion(BaseTask):
                 "images: use --trainer.strategy ddp_independent (or "
                 "ddp_spawn_independent)."
             )
-        if getattr(self, "produced", None) is None or len(self.produced) != datamodule.num_targets:
+        if len(self.produced) != datamodule.num_targets:
             self._make_buffers(datamodule.num_targets, self.hparams.image_size)
         generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + self.global_rank)
         self.inverter = ClassInverter(
@@ -126,6 +129,7 @@ class ClassInversion(BaseTask):
         if step == 0:
             self.inverter.start(labels)
         parts = self.inverter.step()
+        self._count_optimizer_step()
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
             on_step=True,
@@ -135,15 +139,23 @@ class ClassInversion(BaseTask):
         self.log("loss", parts["loss"], prog_bar=True, logger=False)
         if self.inverter.finished:
             self.produced[index] = self.inverter.result().to(self.produced.dtype)
-            self.done[index] = True
+            self.times_produced[index] += 1
+
+    def _count_optimizer_step(self) -> None:
+        """Advance ``trainer.global_step`` (max_steps, logging, checkpoint intervals).
+
+        Lightning counts steps of the optimisers it manages; the inverter's Adam is
+        re-created per batch and stage, so its steps are counted here.
+        """
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        progress.increment_completed()
 
     def on_train_end(self) -> None:
         """Give every rank every target's image (each row was filled by one rank)."""
         if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
             dist.all_reduce(self.produced)
-            done = self.done.to(torch.int32)
-            dist.all_reduce(done)
-            self.done.copy_(done > 0)
+            dist.all_reduce(self.times_produced)
 
     # --- outputs for the callbacks ------------------------------------------------------
     def _produce(self, batch: dict[str, Any]) -> dict[str, Tensor] | None:
@@ -171,7 +183,12 @@ class ClassInversion(BaseTask):
             checkpoint["class_inversion"] = state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Size the buffers from the checkpoint and keep the run state for on_train_start."""
-        produced = checkpoint["state_dict"]["produced"]
-        self._make_buffers(produced.shape[0], produced.shape[-1])
+        """Keep the run in progress for on_train_start."""
         self._pending_state = checkpoint.get("class_inversion") or None
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        """Size the buffers like the saved ones (their target count is the data's)."""
+        produced = state_dict.get(prefix + "produced")
+        if produced is not None and produced.shape != self.produced.shape:
+            self._make_buffers(produced.shape[0], produced.shape[-1])
+        super()._load_from_state_dict(state_dict, prefix, *args)

@@ -1,0 +1,178 @@
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from datamodules import ClassTargetsDataModule
+from datamodules.synthetic import rank_batches
+from inversion import InversionError, build_classifier
+from inversion.class_inversion import ClassInverter, build_stages, recipe_from, stage_lr
+from lightning_modules import ClassInversion
+
+TINY_PII = {"steps_per_stage": 3, "ensemble": 2}
+
+
+def test_recipes_and_options():
+    pii = recipe_from("pii")
+    assert (pii.lr, pii.betas, pii.zoom_stages, pii.steps_per_stage) == (0.01, (0.5, 0.99), 7, 400)
+    assert recipe_from("deepinversion").bn > 0 and recipe_from("deepdream").bn == 0
+    assert recipe_from("pii", {"ensemble": 8}).ensemble == 8
+    with pytest.raises(InversionError, match="Unknown recipe options \\['ensemble_size'\\]"):
+        recipe_from("pii", {"ensemble_size": 8})
+    with pytest.raises(InversionError, match="choose one of"):
+        recipe_from("pi")
+
+
+def test_stage_schedules():
+    assert [s.size for s in build_stages(recipe_from("pii"), 224)] == [
+        56,
+        84,
+        112,
+        140,
+        168,
+        196,
+        224,
+    ]
+    di = build_stages(recipe_from("deepinversion"), 224)
+    assert [(s.size, s.pool, s.steps) for s in di] == [(224, 2, 2000), (224, 1, 1000)]
+    recipe = recipe_from("deepinversion")
+    assert stage_lr(recipe, 0, 1000) == pytest.approx(recipe.lr / 100)  # warm-up
+    assert stage_lr(recipe, 99, 1000) == pytest.approx(recipe.lr)
+    assert stage_lr(recipe, 999, 1000) < 1e-4 * recipe.lr + 1e-6  # cosine to ~0
+
+
+def test_deepinversion_needs_batch_norm():
+    with pytest.raises(InversionError, match="batch norm"):
+        ClassInverter(build_classifier("digits:vit").freeze(), recipe_from("deepinversion"), 32, 1)
+
+
+@pytest.mark.parametrize("recipe", ["pii", "deepinversion", "deepdream"])
+def test_inversion_reaches_the_target_classes(recipe):
+    model = build_classifier("digits:cnn").freeze()
+    # short schedules; PII with a milder ColorShift to converge within them
+    pii = {
+        "steps_per_stage": 25,
+        "ensemble": 2,
+        "color_shift_mean": 0.25,
+        "color_shift_log_std": 0.25,
+    }
+    options = pii if recipe == "pii" else {"steps_per_stage": 100, "low_res_steps": 100}
+    inverter = ClassInverter(
+        model, recipe_from(recipe, options), 32, 1, torch.Generator().manual_seed(0)
+    )
+    labels = torch.arange(10)
+    start = torch.rand(10, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert (model(start).argmax(1) == labels).float().mean() < 0.5
+    images = inverter.invert(labels)
+    assert images.shape == (10, 1, 32, 32) and images.min() >= 0 and images.max() <= 1
+    assert (model(images).argmax(1) == labels).float().mean() >= 0.8
+
+
+def test_inversion_is_deterministic_and_resumes_exactly():
+    model = build_classifier("digits:cnn").freeze()
+    recipe = recipe_from("pii", TINY_PII)
+    labels = torch.tensor([3, 5, 7])
+
+    def fresh():
+        return ClassInverter(model, recipe, 32, 1, torch.Generator().manual_seed(4))
+
+    full = fresh().invert(labels)
+    torch.testing.assert_close(fresh().invert(labels), full, rtol=0, atol=0)
+    first = fresh()
+    first.start(labels)
+    for _ in range(10):  # stops inside the fourth zoom stage
+        first.step()
+    state, rng = first.state_dict(), first.generator.get_state()
+    second = fresh()
+    second.load_state_dict(state, torch.device("cpu"))
+    second.generator.set_state(rng)
+    while not second.finished:
+        second.step()
+    torch.testing.assert_close(second.result(), full, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("targets", "batch", "world"), [(10, 4, 1), (9, 2, 2), (7, 3, 3), (1000, 25, 8)]
+)
+def test_rank_batches_cover_targets_once_with_equal_counts(targets, batch, world):
+    per_rank = [rank_batches(targets, batch, world, rank) for rank in range(world)]
+    assert len({len(b) for b in per_rank}) == 1
+    flat = [i for batches in per_rank for b in batches for i in b]
+    assert sorted(flat) == list(range(targets))
+    assert max(len(b) for batches in per_rank for b in batches) <= batch
+
+
+def _module(**kwargs) -> ClassInversion:
+    return ClassInversion(
+        classifier="digits:cnn",
+        recipe="pii",
+        options=TINY_PII,
+        image_size=32,
+        channels=1,
+        seed=1,
+        **kwargs,
+    )
+
+
+def _trainer(**kwargs) -> pl.Trainer:
+    defaults = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def test_module_produces_every_target_once_and_returns_them():
+    module = _module()
+    data = ClassTargetsDataModule(num_classes=10, classes=[1, 2, 3, 4, 5], batch_size=2)
+    trainer = _trainer(devices=1)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 3 * 21  # 3 batches x 7 stages x 3 steps
+    assert module.times_produced.tolist() == [1] * 5
+    outputs = [module.test_step(batch, 0) for batch in data.test_dataloader()]
+    labels = torch.cat([o["labels"] for o in outputs])
+    images = torch.cat([o["images"] for o in outputs])
+    assert labels.tolist() == [1, 2, 3, 4, 5] and images.shape == (5, 1, 32, 32)
+    assert "classifier" not in module.state_dict() and not any(
+        k.startswith("classifier.") for k in module.state_dict()
+    )
+
+
+def test_module_checkpoint_resumes_where_it_stopped(tmp_path):
+    def data():
+        return ClassTargetsDataModule(num_classes=10, classes=[0, 6, 9], batch_size=2)
+
+    every_30 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=30, save_top_k=-1)
+    whole = _module()
+    _trainer(devices=1, enable_checkpointing=True, callbacks=[every_30]).fit(
+        whole, datamodule=data()
+    )
+    middle = tmp_path / "epoch=0-step=30.ckpt"  # inside the second batch's schedule
+    assert middle.is_file()
+    saved = torch.load(middle, weights_only=True)
+    assert saved["state_dict"]["times_produced"].tolist() == [1, 1, 0]
+    assert not any(k.startswith("classifier") for k in saved["state_dict"])
+
+    resumed = _module()
+    _trainer(devices=1).fit(resumed, datamodule=data(), ckpt_path=str(middle))
+    assert resumed.times_produced.tolist() == [1, 1, 1]
+    torch.testing.assert_close(resumed.produced, whole.produced, rtol=0, atol=0)
+
+
+def test_plain_ddp_is_refused_with_a_hint():
+    module = _module()
+    trainer = _trainer(devices=2, strategy="ddp_spawn")
+    with pytest.raises(Exception, match="ddp_independent"):
+        trainer.fit(module, datamodule=ClassTargetsDataModule(num_classes=10, classes=[1, 2]))
+
+
+def test_two_process_ddp_produces_each_target_exactly_once():
+    module = _module()
+    data = ClassTargetsDataModule(num_classes=10, classes=[0, 1, 2, 3, 4, 5, 6], batch_size=2)
+    trainer = _trainer(devices=2, strategy="ddp_spawn_independent")
+    trainer.fit(module, datamodule=data)
+    assert module.times_produced.tolist() == [1] * 7
+    assert (module.produced.flatten(1).std(1) > 0).all()  # every slot holds an image
