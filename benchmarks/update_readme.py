@@ -2,6 +2,7 @@
 
     python benchmarks/update_readme.py zoo           # the embedded digits zoo
     python benchmarks/update_readme.py real_digits   # metrics of the real digits
+    python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -47,7 +48,17 @@ def _real_digits() -> str:
     return (out / "results.md").read_text()
 
 
-TABLES: dict[str, Callable[[], str]] = {"zoo": _zoo, "real_digits": _real_digits}
+def _class_inversion() -> str:
+    from class_inversion_table import tables
+
+    return tables()
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "zoo": _zoo,
+    "real_digits": _real_digits,
+    "class_inversion": _class_inversion,
+}
 
 
 def replace_table(text: str, name: str, table: str) -> str:

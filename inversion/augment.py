@@ -10,8 +10,6 @@ Images are float tensors in [0, 1], N x C x H x W.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -19,7 +17,6 @@ from torch import Tensor
 from inversion.errors import InversionError
 
 __all__ = [
-    "Augmentations",
     "centre_paste",
     "circular_jitter",
     "color_shift",
@@ -232,62 +229,3 @@ def stage_sizes(native: int, stages: int = 7) -> list[int]:
             f"{sizes[0]} pixels); use fewer stages."
         )
     return sizes
-
-
-@dataclass
-class Augmentations:
-    """The per-step augmentations of class inversion, applied in a fixed order.
-
-    1. circular jitter by up to ``jitter`` pixels (one shift for the batch),
-    2. a horizontal flip with probability 0.5 if ``flip`` (one coin for the batch),
-    3. replication into ``copies`` ensemble copies (ensemble-major),
-    4. ColorShift on every copy and channel if ``color_shift``.
-
-    PII: ``Augmentations(jitter=32, copies=e, color_shift=True)`` at 224 px;
-    DeepInversion/DeepDream: ``Augmentations(jitter=30, flip=True)``.
-
-    Attributes:
-        jitter: Largest circular shift in pixels (the caller scales it to the image size,
-            e.g. with :func:`jitter_for_size`).
-        flip: Whether to flip the batch horizontally at random.
-        copies: Ensemble size e; the output has ``copies * N`` images.
-        color_shift: Whether to apply ColorShift.
-        mean_range: ColorShift's shift range, ``mu ~ U(-mean_range, mean_range)``.
-        log_std_range: ColorShift's log-scale range.
-    """
-
-    jitter: int = 0
-    flip: bool = False
-    copies: int = 1
-    color_shift: bool = False
-    mean_range: float = 1.0
-    log_std_range: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.jitter < 0:
-            raise InversionError(f"Augmentations.jitter must be >= 0, got {self.jitter}.")
-        if self.copies < 1:
-            raise InversionError(f"Augmentations.copies must be >= 1, got {self.copies}.")
-        if self.mean_range < 0 or self.log_std_range < 0:
-            raise InversionError(
-                f"Augmentations colour-shift ranges must be >= 0, got "
-                f"mean_range={self.mean_range}, log_std_range={self.log_std_range}."
-            )
-
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment N images into ``copies * N`` (ensemble-major: copy k of image i at k*N+i).
-
-        Args:
-            images: N x C x H x W images in [0, 1].
-            generator: Optional CPU generator; default the global RNG.
-
-        Returns:
-            (copies * N) x C x H x W augmented images.
-        """
-        images = circular_jitter(images, self.jitter, generator)
-        if self.flip:
-            images = random_flip(images, 0.5, generator)
-        images = replicate(images, self.copies)
-        if self.color_shift:
-            images = color_shift(images, self.mean_range, self.log_std_range, generator)
-        return images

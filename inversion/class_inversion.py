@@ -133,20 +133,11 @@ RECIPES: dict[str, Recipe] = {
         l2=1e-5,
         bn=0.01,
     ),
-    # DeepInversion without the batch-norm term.
-    "deepdream": Recipe(
-        jitter=30,
-        flip=True,
-        steps_per_stage=1000,
-        low_res_steps=2000,
-        lr=0.05,
-        betas=(0.5, 0.9),
-        warmup_steps=100,
-        init="gaussian",
-        tv_l2=1e-4,
-        l2=1e-5,
-    ),
 }
+
+
+# DeepDream: DeepInversion without the batch-norm term.
+RECIPES["deepdream"] = dataclasses.replace(RECIPES["deepinversion"], bn=0.0)
 
 
 def recipe_from(name: str, options: dict[str, Any] | None = None) -> Recipe:
@@ -272,8 +263,9 @@ class ClassInverter:
             view = F.interpolate(view, size=size, mode="bilinear", align_corners=False)
         batch = replicate(view, recipe.ensemble)
         if recipe.color_shift:
-            batch = color_shift(batch, recipe.color_shift_mean, recipe.color_shift_log_std,
-                                self.generator)
+            batch = color_shift(
+                batch, recipe.color_shift_mean, recipe.color_shift_log_std, self.generator
+            )
         if pool > 1:
             batch = F.avg_pool2d(batch, pool)
         logits = self.classifier(batch)

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from inversion.augment import (
-    Augmentations,
     centre_paste,
     circular_jitter,
     color_shift,
@@ -275,50 +274,3 @@ def test_centre_paste_is_seeded_and_clamps():
         centre_paste(previous, 16, 16)
     with pytest.raises(InversionError, match="pad"):
         centre_paste(previous, 16, -1)
-
-
-# --- Augmentations --------------------------------------------------------------------
-
-
-def test_augmentations_order_matches_the_functions():
-    images = torch.rand(3, 3, 16, 16, generator=seeded(18))
-    augment = Augmentations(jitter=4, flip=True, copies=5, color_shift=True, mean_range=0.5)
-    out = augment(images, seeded(19))
-    assert out.shape == (15, 3, 16, 16)
-    generator = seeded(19)
-    expected = circular_jitter(images, 4, generator)
-    expected = random_flip(expected, 0.5, generator)
-    expected = replicate(expected, 5)
-    expected = color_shift(expected, 0.5, 1.0, generator)
-    assert torch.equal(out, expected)
-
-
-def test_augmentations_jitter_is_shared_by_the_ensemble_and_colour_is_not():
-    at = (6, 9)
-    images = one_hot_images(n=2, c=3, size=16, at=at)
-    augment = Augmentations(jitter=5, copies=4, color_shift=True, mean_range=0.0)
-    generator = seeded(20)
-    for _ in range(10):
-        out = augment(images, generator)
-        assert out.shape == (8, 3, 16, 16)
-        peaks = {peak(image) for image in out.flatten(0, 1).abs()}
-        assert len(peaks) == 1  # one shift for every image, copy and channel
-        heights = out.flatten(2).amax(dim=2)  # the scale sigma of every copy and channel
-        assert heights.unique().numel() == heights.numel()
-
-
-def test_augmentations_defaults_are_identity_and_seeding_is_deterministic():
-    images = torch.rand(2, 3, 8, 8)
-    assert torch.equal(Augmentations()(images), images)
-    augment = Augmentations(jitter=3, flip=True, copies=2, color_shift=True)
-    assert torch.equal(augment(images, seeded(21)), augment(images, seeded(21)))
-    assert not torch.equal(augment(images, seeded(21)), augment(images, seeded(22)))
-
-
-def test_augmentations_validate_fields():
-    with pytest.raises(InversionError, match="copies"):
-        Augmentations(copies=0)
-    with pytest.raises(InversionError, match="jitter"):
-        Augmentations(jitter=-1)
-    with pytest.raises(InversionError, match="ranges"):
-        Augmentations(log_std_range=-1.0)
