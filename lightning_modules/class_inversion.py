@@ -37,6 +37,8 @@ class ClassInversion(BaseTask):
         image_size: Side of the produced images.
         channels: Channels of the produced images.
         seed: Seed of the initial noise and the augmentations.
+        student: Student classifier spec for Adaptive DeepInversion's competition term
+            (``options: {competition: 0.2}``); frozen, not saved.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class ClassInversion(BaseTask):
         image_size: int = 32,
         channels: int = 1,
         seed: int = 0,
+        student: str | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -69,11 +72,15 @@ class ClassInversion(BaseTask):
         ).freeze()
         object.__setattr__(self, "classifier", classifier)  # not a submodule: never saved
         self._make_buffers(0, hp.image_size)
+        student = build_classifier(hp.student).freeze() if hp.student else None
+        object.__setattr__(self, "student", student)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ClassInversion:
         """Move the (unregistered) classifier along with the module."""
         super()._apply(fn, *args, **kwargs)
         self.classifier._apply(fn, *args, **kwargs)
+        if self.student is not None:
+            self.student._apply(fn, *args, **kwargs)
         return self
 
     # --- set-up -----------------------------------------------------------------------
@@ -103,7 +110,12 @@ class ClassInversion(BaseTask):
             self._make_buffers(datamodule.num_targets, self.hparams.image_size)
         generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + self.global_rank)
         self.inverter = ClassInverter(
-            self.classifier, self.recipe, self.hparams.image_size, self.hparams.channels, generator
+            self.classifier,
+            self.recipe,
+            self.hparams.image_size,
+            self.hparams.channels,
+            generator,
+            student=self.student,
         )
         if stage == "fit":
             datamodule.repeat = self.inverter.total_steps

@@ -40,6 +40,19 @@ def test_stage_schedules():
     assert stage_lr(recipe, 999, 1000) < 1e-4 * recipe.lr + 1e-6  # cosine to ~0
 
 
+def test_adaptive_deepinversion_competition_term():
+    teacher = build_classifier("digits:cnn").freeze()
+    recipe = recipe_from(
+        "deepinversion", {"competition": 0.2, "steps_per_stage": 2, "low_res_steps": 0}
+    )
+    with pytest.raises(InversionError, match="needs a student"):
+        ClassInverter(teacher, recipe, 32, 1)
+    inverter = ClassInverter(teacher, recipe, 32, 1, student=build_classifier("digits:mlp"))
+    inverter.start(torch.tensor([1, 2]))
+    parts = inverter.step()
+    assert 1 - 0.7 < float(parts["competition"]) / 0.2 <= 1.0 + 1e-6  # 1 - JS in [1-ln2, 1]
+
+
 def test_deepinversion_needs_batch_norm():
     with pytest.raises(InversionError, match="batch norm"):
         ClassInverter(build_classifier("digits:vit").freeze(), recipe_from("deepinversion"), 32, 1)
