@@ -57,12 +57,25 @@ class ImageMetrics(pl.Callback):
         self.results: dict[str, dict[str, float]] = {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Build the verifiers and feature extractor on the module's device."""
+        """Build the verifiers and feature extractor (bad specs fail before any work)."""
         if self.scorer is None:
             self.scorer = ImageScorer(**self.options)
-            if self.reference is not None:
-                self.scorer.set_reference(self.reference, progress=trainer.is_global_zero)
+
+    def _prepare(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Move to the module's device, then embed the reference images there, once.
+
+        The device is known only once the strategy has placed the module (after setup);
+        reference statistics are also cached on disk across runs.
+        """
         self.scorer.to(pl_module.device)
+        if self.reference is not None and not self.scorer.has_reference:
+            self.scorer.set_reference(self.reference, progress=trainer.is_global_zero)
+
+    def on_validation_start(self, trainer, pl_module) -> None:  # noqa: D102
+        self._prepare(trainer, pl_module)
+
+    def on_test_start(self, trainer, pl_module) -> None:  # noqa: D102
+        self._prepare(trainer, pl_module)
 
     def _update(self, outputs: Any) -> None:
         produced = produced_images(outputs)
