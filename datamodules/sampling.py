@@ -8,6 +8,13 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 
+def world_and_rank() -> tuple[int, int]:
+    """World size and this process's rank (1 and 0 outside a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
 class ShardedSampler(DistributedSampler):
     """Deal items round-robin over ranks: rank r gets items r, r + W, r + 2W, ...
 
@@ -25,11 +32,9 @@ class ShardedSampler(DistributedSampler):
     def __init__(
         self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None
     ) -> None:
-        running = dist.is_available() and dist.is_initialized()
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if running else 1
-        if rank is None:
-            rank = dist.get_rank() if running else 0
+        world, current = world_and_rank()
+        num_replicas = world if num_replicas is None else num_replicas
+        rank = current if rank is None else rank
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
 
     def __iter__(self) -> Iterator[int]:

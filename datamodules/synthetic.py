@@ -6,11 +6,10 @@ import math
 
 import lightning.pytorch as pl
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.sampling import ShardedSampler
+from datamodules.sampling import ShardedSampler, world_and_rank
 from inversion.data.noise import NOISE_KINDS, noise_images
 from inversion.errors import InversionError
 
@@ -189,9 +188,7 @@ class ClassTargetsDataModule(pl.LightningDataModule):
         return len(self.labels)
 
     def _batches(self) -> list[list[int]]:
-        running = dist.is_available() and dist.is_initialized()
-        world = dist.get_world_size() if running else 1
-        rank = dist.get_rank() if running else 0
+        world, rank = world_and_rank()
         return rank_batches(self.num_targets, self.hparams.batch_size, world, rank)
 
     def _loader(self, repeat: int = 1, start: int = 0) -> DataLoader:

@@ -350,15 +350,18 @@ class ClassInverter:
 
     # --- checkpointing ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Images, labels, optimiser state and step (tensors on the CPU)."""
+        """Images, labels, optimiser state, step and RNG state (tensors on the CPU)."""
         if self.images is None:
             return {}
-        return {
+        state = {
             "images": self.images.detach().cpu(),
             "labels": self.labels.cpu(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step_index,
         }
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         """Restore a run saved by :meth:`state_dict`."""
@@ -369,3 +372,5 @@ class ClassInverter:
         self.step_index = int(state["step"])
         self._new_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
+        if "generator" in state and self.generator is not None:
+            self.generator.set_state(state["generator"])

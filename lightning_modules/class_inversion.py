@@ -127,11 +127,8 @@ class ClassInversion(BaseTask):
 
     # --- optimisation -----------------------------------------------------------------
     def on_train_start(self) -> None:  # noqa: D102
-        state = self._pending_state
-        if state is not None:
-            self.inverter.load_state_dict(state, self.device)
-            if "generator" in state:
-                self.inverter.generator.set_state(state["generator"])
+        if self._pending_state is not None:
+            self.inverter.load_state_dict(self._pending_state, self.device)
             self._pending_state = None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
@@ -189,10 +186,7 @@ class ClassInversion(BaseTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save the run in progress (images, Adam state, step, RNG) beside the buffers."""
         if self.inverter is not None:
-            state = self.inverter.state_dict()
-            if state and self.inverter.generator is not None:
-                state["generator"] = self.inverter.generator.get_state()
-            checkpoint["class_inversion"] = state
+            checkpoint["class_inversion"] = self.inverter.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the run in progress for on_train_start."""
