@@ -14,22 +14,16 @@ replication, ColorShift, cross-entropy, Adam, clamp; one stage, so no zoom trans
 from __future__ import annotations
 
 import argparse
-import time
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from timing import StepTimer, ratio_table, time_steps
 
 from datamodules import ClassTargetsDataModule
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
 from lightning_modules import ClassInversion
-
-
-def sync(device: str) -> None:
-    """Wait for the device (timings of asynchronous CUDA work)."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def bare_loop(model, labels, steps: int, ensemble: int, size: int, device: str) -> float:
@@ -38,10 +32,8 @@ def bare_loop(model, labels, steps: int, ensemble: int, size: int, device: str) 
     optimizer = torch.optim.Adam([images], lr=0.01, betas=(0.5, 0.99))
     targets = labels.repeat(ensemble)
     shift = max(1, round(size * 32 / 224))
-    for step in range(steps + 10):
-        if step == 10:
-            sync(device)
-            start = time.perf_counter()
+
+    def step() -> None:
         dx, dy = torch.randint(-shift, shift + 1, (2,)).tolist()
         view = torch.roll(images, shifts=(dx, dy), dims=(2, 3)).repeat(ensemble, 1, 1, 1)
         n, c = view.shape[:2]
@@ -53,35 +45,15 @@ def bare_loop(model, labels, steps: int, ensemble: int, size: int, device: str) 
         optimizer.step()
         with torch.no_grad():
             images.clamp_(0, 1)
-    sync(device)
-    return (time.perf_counter() - start) / steps
+
+    return time_steps(step, steps, device)
 
 
 def engine_loop(model, labels, recipe, steps: int, size: int, device: str) -> float:
     """Seconds per ``ClassInverter.step()``."""
     inverter = ClassInverter(model, recipe, size, 1, torch.Generator().manual_seed(0))
     inverter.start(labels)
-    for step in range(steps + 10):
-        if step == 10:
-            sync(device)
-            start = time.perf_counter()
-        inverter.step()
-    sync(device)
-    return (time.perf_counter() - start) / steps
-
-
-class StepTimer(pl.Callback):
-    """Wall time between consecutive training steps, after a warm-up."""
-
-    def __init__(self, warmup: int = 10) -> None:
-        self.warmup, self.times, self.last = warmup, [], None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        sync(str(pl_module.device))
-        now = time.perf_counter()
-        if self.last is not None and batch_idx > self.warmup:
-            self.times.append(now - self.last)
-        self.last = now
+    return time_steps(inverter.step, steps, device)
 
 
 def module_loop(target: str, options: dict, per_class: int, device: str) -> float:
@@ -103,7 +75,7 @@ def module_loop(target: str, options: dict, per_class: int, device: str) -> floa
         callbacks=[timer],
     )
     trainer.fit(module, datamodule=data)
-    return sum(timer.times) / len(timer.times)
+    return timer.seconds_per_step
 
 
 def main() -> None:
@@ -128,13 +100,12 @@ def main() -> None:
         f"{args.target}, {len(labels)} images x ensemble {args.ensemble}, {args.steps} steps, "
         f"device {args.device}, torch {torch.__version__}"
     )
-    print("| loop | ms / step | ratio to bare |\n|---|---:|---:|")
-    for name, seconds in (
+    rows = [
         ("bare PyTorch", bare),
         ("engine (ClassInverter.step)", engine),
         ("module (ClassInversion + Trainer)", module),
-    ):
-        print(f"| {name} | {1000 * seconds:.1f} | {seconds / bare:.3f} |")
+    ]
+    print(ratio_table(rows))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,28 @@ def class_grid(images: Tensor, labels: Tensor | None, per_row: int, upscale: int
     return make_grid(torch.cat(cells), nrow=per_row, padding=2, pad_value=1.0)
 
 
+def pair_grid(images: Tensor, originals: Tensor, per_row: int, upscale: int = 1) -> Tensor:
+    """Originals above their reconstructions: row pairs of ``per_row`` images each.
+
+    Returns a 3 x H x W tensor in [0, 1]; a last, shorter group is padded with blanks.
+    """
+    rows = []
+    for start in range(0, len(images), per_row):
+        for batch in (originals, images):
+            row = batch[start : start + per_row].float()
+            blank = torch.ones(per_row - len(row), *row.shape[1:])
+            rows.append(torch.cat([row, blank]))
+    return class_grid(torch.cat(rows), None, per_row, upscale)
+
+
 class ImageGrid(pl.Callback):
     """Show produced images per class in TensorBoard and write them as PNG files.
 
     Images are collected on the global-zero process (up to ``per_class`` for each of up
     to ``max_classes`` classes); the grid goes to TensorBoard as ``val/images`` or
-    ``test/images`` and to ``<log_dir>/images/<stage>-epoch<E>.png``.
+    ``test/images`` and to ``<log_dir>/images/<stage>-epoch<E>.png``. Reconstructions
+    (steps that return ``originals``) are shown as rows of originals above rows of their
+    reconstructions, ``per_class`` pairs a row, up to ``max_classes`` row pairs.
 
     Args:
         per_class: Images shown per class (the columns).
@@ -56,6 +72,7 @@ class ImageGrid(pl.Callback):
         self.upscale, self.save_png = upscale, save_png
         self.rows: dict[int, list[Tensor]] = {}
         self.unlabelled: list[Tensor] = []
+        self.pairs: list[tuple[Tensor, Tensor]] = []
         self.saved: list[Path] = []
 
     def _collect(self, trainer: pl.Trainer, outputs: Any) -> None:
@@ -63,6 +80,11 @@ class ImageGrid(pl.Callback):
         if produced is None or not trainer.is_global_zero or trainer.sanity_checking:
             return
         images = produced["images"].detach()
+        if "originals" in produced:
+            room = self.per_class * self.max_classes - len(self.pairs)
+            originals = produced["originals"].detach()[:room].float().cpu()
+            self.pairs += list(zip(images[:room].float().cpu(), originals, strict=True))
+            return
         if "labels" not in produced:
             if len(self.unlabelled) < self.per_class * self.max_classes:
                 self.unlabelled.extend(images.float().cpu())
@@ -85,6 +107,10 @@ class ImageGrid(pl.Callback):
         self._collect(trainer, outputs)
 
     def _grid(self) -> Tensor | None:
+        if self.pairs:
+            images = torch.stack([image for image, _ in self.pairs])
+            originals = torch.stack([original for _, original in self.pairs])
+            return pair_grid(images, originals, self.per_class, self.upscale)
         if self.rows:
             shown = sorted(self.rows)[: self.max_classes]
             images = torch.stack([img for label in shown for img in self.rows[label]])
@@ -96,7 +122,7 @@ class ImageGrid(pl.Callback):
 
     def _write(self, trainer: pl.Trainer, prefix: str) -> None:
         grid = self._grid()
-        self.rows, self.unlabelled = {}, []
+        self.rows, self.unlabelled, self.pairs = {}, [], []
         if grid is None:
             return
         logger = trainer.logger

@@ -15,6 +15,9 @@ STAGES = {"validate": "val", "test": "test"}
 class ImageMetrics(pl.Callback):
     """Score the images returned by ``validation_step``/``test_step`` once per epoch.
 
+    Reconstructions (steps that also return ``originals``) get ``psnr``, ``ssim`` and
+    ``agree_<verifier>`` as well (see :class:`~inversion.metrics.scorer.ImageScorer`).
+
     Metrics are torchmetrics states on the module's device, synced across DDP
     processes; they are logged as ``val/<metric>``/``test/<metric>`` scalars and as
     TensorBoard hparams metrics (``hp/...``), and kept in :attr:`results`.
@@ -81,7 +84,10 @@ class ImageMetrics(pl.Callback):
         produced = produced_images(outputs)
         if produced is not None:
             self.scorer.update(
-                produced["images"], produced.get("labels"), produced.get("reference")
+                produced["images"],
+                produced.get("labels"),
+                produced.get("reference"),
+                produced.get("originals"),
             )
 
     def on_validation_batch_end(

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection, SumMetric
+from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from inversion.errors import InversionError
 from inversion.metrics.features import FeatureExtractor, build_feature_extractor, short_name
 from inversion.metrics.fid import FrechetDistance
 from inversion.metrics.inception_score import InceptionScore
+from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.metrics.reference import reference_statistics
 from inversion.models import build_classifier
 
@@ -27,7 +28,12 @@ def top_k_accuracy(num_classes: int, k: int) -> MulticlassAccuracy:
 
 
 class ImageScorer(nn.Module):
-    """Verifier accuracy, Inception Score and FID of produced images.
+    """Verifier accuracy, Inception Score, FID and reconstruction quality of images.
+
+    When produced images reconstruct real ones (``originals``, paired), it also gives
+    ``psnr`` and ``ssim`` (means over images) and, for each verifier, ``agree_<name>``:
+    the fraction of reconstructions it classifies as it classifies their originals
+    (their mean over verifiers is ``agree_verifiers``).
 
     Args:
         verifiers: Classifier specs that did not produce the images; each gives
@@ -71,6 +77,8 @@ class ImageScorer(nn.Module):
                 self.fid = FrechetDistance(self._feature_dim())
             if inception_score:
                 self.inception_score = InceptionScore(splits)
+        self.reconstruction = nn.ModuleDict({"psnr": MeanMetric(), "ssim": MeanMetric()})
+        self.agreement = nn.ModuleDict({name: MeanMetric() for name in self.verifiers})
         self.has_reference = False
         self.num_updates = 0
         self.num_images = SumMetric()
@@ -90,12 +98,30 @@ class ImageScorer(nn.Module):
 
     @torch.no_grad()
     def update(
-        self, images: Tensor, labels: Tensor | None = None, reference: Tensor | None = None
+        self,
+        images: Tensor,
+        labels: Tensor | None = None,
+        reference: Tensor | None = None,
+        originals: Tensor | None = None,
     ) -> None:
-        """Score a batch of produced images (N x C x H x W in [0, 1], or uint8)."""
+        """Score a batch of produced images (N x C x H x W in [0, 1], or uint8).
+
+        Args:
+            images: The produced images.
+            labels: Their target classes (verifier top-1/top-5), or None.
+            reference: Real images for the FID reference, or None.
+            originals: The real images that ``images`` reconstruct, pair by pair, or None.
+        """
         self.num_updates += 1
         self.num_images.update(images.new_tensor(images.shape[0], dtype=torch.float32))
         float_images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        if originals is not None:
+            originals = originals.float() / 255 if originals.dtype == torch.uint8 else originals
+            originals = originals.float()
+            self.reconstruction["psnr"].update(psnr(float_images, originals))
+            self.reconstruction["ssim"].update(ssim(float_images, originals))
+            for name, verifier in self.verifiers.items():
+                self.agreement[name].update(agreement(verifier, float_images, originals))
         if labels is not None:
             for name, verifier in self.verifiers.items():
                 self.accuracy[name].update(verifier(float_images), labels)
@@ -114,7 +140,12 @@ class ImageScorer(nn.Module):
         for name, collection in self.accuracy.items():
             for key, value in collection.compute().items():
                 results[f"{key}_{name}"] = float(value)
-        for k in ("top1", "top5"):
+        if self.reconstruction["psnr"].update_called:
+            for key, metric in self.reconstruction.items():
+                results[key] = float(metric.compute())
+            for name, metric in self.agreement.items():
+                results[f"agree_{name}"] = float(metric.compute())
+        for k in ("top1", "top5", "agree"):
             values = [v for key, v in results.items() if key.startswith(f"{k}_")]
             if len(values) > 1:
                 results[f"{k}_verifiers"] = sum(values) / len(values)
@@ -141,6 +172,8 @@ class ImageScorer(nn.Module):
         self.num_images.reset()
         for collection in self.accuracy.values():
             collection.reset()
+        for metric in (*self.reconstruction.values(), *self.agreement.values()):
+            metric.reset()
         for metric in (self.fid, self.inception_score):
             if metric is not None:
                 metric.reset()
