@@ -160,6 +160,8 @@ class PGD:
         try:
             with torch.inference_mode(False), torch.enable_grad():
                 originals = images.detach().clone()  # a normal tensor even from inference mode
+                if isinstance(targets, Tensor) and targets.is_inference():
+                    targets = targets.clone()
                 start = self.random_point(originals, generator) if self.random_start else originals
                 return self._iterate(model, originals, start, targets, loss_fn, sign, progress)
         finally:

@@ -5,5 +5,14 @@ from lightning_modules.base import BaseTask
 from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.real_images import RealImages
+from lightning_modules.representation import RepresentationTools
+from lightning_modules.robust_classifier import RobustClassifierModule
 
-__all__ = ["BaseTask", "ClassInversion", "ClassifierModule", "RealImages"]
+__all__ = [
+    "BaseTask",
+    "ClassInversion",
+    "ClassifierModule",
+    "RealImages",
+    "RepresentationTools",
+    "RobustClassifierModule",
+]

@@ -70,18 +70,10 @@ class ClassInversion(BaseTask):
             pretrained=hp.pretrained,
             weights=hp.weights,
         ).freeze()
-        object.__setattr__(self, "classifier", classifier)  # not a submodule: never saved
+        self.attach_frozen("classifier", classifier)  # not a submodule: never saved
         self._make_buffers(0, hp.image_size)
         student = build_classifier(hp.student).freeze() if hp.student else None
-        object.__setattr__(self, "student", student)
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ClassInversion:
-        """Move the (unregistered) classifier along with the module."""
-        super()._apply(fn, *args, **kwargs)
-        self.classifier._apply(fn, *args, **kwargs)
-        if self.student is not None:
-            self.student._apply(fn, *args, **kwargs)
-        return self
+        self.attach_frozen("student", student)
 
     # --- set-up -----------------------------------------------------------------------
     def _make_buffers(self, num_targets: int, size: int) -> None:
@@ -185,11 +177,13 @@ class ClassInversion(BaseTask):
     # --- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save the run in progress (images, Adam state, step, RNG) beside the buffers."""
+        super().on_save_checkpoint(checkpoint)
         if self.inverter is not None:
             checkpoint["class_inversion"] = self.inverter.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the run in progress for on_train_start."""
+        super().on_load_checkpoint(checkpoint)
         self._pending_state = checkpoint.get("class_inversion") or None
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:

@@ -192,6 +192,7 @@ def _build_digits(
             in_chans or recipe.in_chans,
             num_classes or 10,
             input_size or recipe.image_size,
+            name=f"digits:{name}",
         )
         if weights is not None:
             load_weights_into(model.net, weights, f"digits:{name}")

@@ -46,8 +46,10 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict from a ``.pt``/``.pth``/``.ckpt`` or ``.safetensors`` file.
 
-    Nested ``{"state_dict": ...}`` / ``{"model": ...}`` dicts are unwrapped and a
-    ``module.`` prefix (from DataParallel/DDP) is removed.
+    Nested ``{"state_dict": ...}`` / ``{"model": ...}`` dicts are unwrapped, a
+    ``module.`` prefix (from DataParallel/DDP) is removed, and checkpoints of the
+    robustness library (``model.*``, ``attacker.*``, ``normalizer.*``) give their
+    ``model.*`` network.
     """
     path = _existing_file(path, "Weights file")
     if path.suffix == ".safetensors":
@@ -62,6 +64,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
                 break
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
+    if any(k.startswith("attacker.") for k in state) and any(k.startswith("model.") for k in state):
+        # a robustness-library checkpoint: the network, its copy inside the attacker and
+        # the normaliser; keep the network (this project's wrapper normalises itself)
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return state
 
 

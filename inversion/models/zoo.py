@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from inversion.attacks import PGD
 from inversion.data.digits import NUM_CLASSES, load_digits_split, random_translate
 from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
@@ -46,11 +47,22 @@ class ZooRecipe:
     label_smoothing: float = 0.0
     image_size: int = 32
     in_chans: int = 1
+    adv_norm: str | None = None
+    adv_eps: float | None = None
+    adv_step_size: float | None = None
+    adv_steps: int | None = None
 
     def key(self) -> str:
-        """Short hash of the recipe and the zoo format."""
-        text = json.dumps({"format": ZOO_FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
+        """Short hash of the recipe and the zoo format (unset optional fields left out)."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        text = json.dumps({"format": ZOO_FORMAT, **fields}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def attack(self) -> PGD | None:
+        """The PGD attack of adversarial training, or None for standard training."""
+        if self.adv_norm is None:
+            return None
+        return PGD(self.adv_eps, self.adv_step_size, self.adv_steps, self.adv_norm)
 
 
 ZOO: dict[str, ZooRecipe] = {
@@ -62,17 +74,33 @@ ZOO: dict[str, ZooRecipe] = {
     "mlp": ZooRecipe(
         "mlp", seed=4, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3, label_smoothing=0.1
     ),
+    # the CNN adversarially trained with L2 PGD (7 steps of 2.5 eps / 7, best iterate)
+    "cnn-robust": ZooRecipe(
+        "cnn",
+        seed=5,
+        epochs=8,
+        lr=3e-3,
+        weight_decay=1e-4,
+        adv_norm="l2",
+        adv_eps=1.0,
+        adv_step_size=2.5 * 1.0 / 7,
+        adv_steps=7,
+    ),
 }
 
 
 def wrap_digits_net(
-    arch: str, in_chans: int = 1, num_classes: int = NUM_CLASSES, image_size: int = 32
+    arch: str,
+    in_chans: int = 1,
+    num_classes: int = NUM_CLASSES,
+    image_size: int = 32,
+    name: str | None = None,
 ) -> ImageClassifier:
     """Build an untrained digits architecture inside an :class:`ImageClassifier`."""
     net = build_digits_net(arch, in_chans, num_classes, image_size)
     return ImageClassifier(
         net,
-        name=f"digits:{arch}",
+        name=name or f"digits:{arch}",
         num_classes=num_classes,
         in_chans=in_chans,
         input_size=(image_size, image_size),
@@ -100,6 +128,7 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = wrap_digits_net(recipe.arch, recipe.in_chans, NUM_CLASSES, recipe.image_size)
+    attack = recipe.attack()
     train_x, train_y = load_digits_split("train", recipe.image_size, recipe.in_chans)
     steps_per_epoch = -(-len(train_x) // recipe.batch_size)
     optimizer = build_optimizer(model.parameters(), "adamw", recipe.lr, recipe.weight_decay)
@@ -120,6 +149,8 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
         for begin in range(0, len(order), recipe.batch_size):
             idx = order[begin : begin + recipe.batch_size]
             images = random_translate(train_x[idx], recipe.max_shift, generator)
+            if attack is not None:  # adversarial training: the batch becomes PGD examples
+                images = attack(model, images, train_y[idx])
             loss = classification_loss(model(images), train_y[idx], recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -172,7 +203,11 @@ def load_zoo_model(name: str) -> ImageClassifier:
     checkpoint = zoo_checkpoint(name)
     hparams = checkpoint["hyper_parameters"]
     model = wrap_digits_net(
-        ZOO[name].arch, hparams["in_chans"], hparams["num_classes"], hparams["input_size"]
+        ZOO[name].arch,
+        hparams["in_chans"],
+        hparams["num_classes"],
+        hparams["input_size"],
+        name=f"digits:{name}",
     )
     model.load_state_dict({k[len("model.") :]: v for k, v in checkpoint["state_dict"].items()})
     return model.eval()

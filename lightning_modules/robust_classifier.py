@@ -1,0 +1,155 @@
+"""Adversarial training with PGD (Madry et al.; the robustness library's recipe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from inversion.attacks import PGD
+from inversion.metrics.scorer import top_k_accuracy
+from inversion.training import classification_loss
+from lightning_modules.classifier import ClassifierModule
+
+STEP_FACTOR = 2.5  # default step size: 2.5 * eps / steps (Madry et al.)
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    """``2.5 * eps / steps``: enough to reach the boundary of the ball and move along it."""
+    return STEP_FACTOR * eps / max(steps, 1)
+
+
+def eps_name(eps: float) -> str:
+    """A metric-name suffix for an eps (``0.5`` -> ``eps0.5``)."""
+    return f"eps{eps:g}"
+
+
+class RobustClassifierModule(ClassifierModule):
+    """Train a classifier on PGD adversarial examples; report clean and robust accuracy.
+
+    Each training batch is replaced by PGD examples made against the current model (in
+    eval mode during the attack, as in the robustness library) before the usual update;
+    ``train/acc`` is the accuracy on those examples. Validation and test report the
+    clean accuracy (``acc``) and the accuracy under a stronger PGD (``robust_acc``:
+    ``eval_steps`` steps at the training eps, no random start, best iterate), and
+    ``robust_acc_eps<e>`` for every extra eps in ``extra_eval_eps``. The attack needs
+    gradients, so it runs inside Lightning's inference mode with its own grad mode.
+    Its checkpoints are classifier specs like :class:`ClassifierModule`'s.
+
+    Args:
+        classifier: Spec of the network to train (e.g. ``digits:cnn``, ``timm:resnet50``).
+        pretrained: Start from pretrained weights (see ``ClassifierModule``).
+        weights: A local weights file to start from.
+        num_classes: Number of classes.
+        in_chans: Input channels of the network.
+        input_size: Input size for fixed-size models.
+        optimizer: ``sgd`` (the reference recipe: lr 0.1, momentum 0.9) or ``adamw``.
+        lr: Peak learning rate (warm-up, then cosine decay).
+        weight_decay: Weight decay.
+        momentum: SGD momentum.
+        label_smoothing: Cross-entropy label smoothing.
+        warmup_epochs: Epochs of linear warm-up.
+        channels_last: Run the network in channels_last memory format.
+        norm: ``l2`` or ``linf``.
+        eps: Radius of the training (and evaluation) perturbation, in [0, 1] pixel units.
+        steps: PGD steps during training (7 in the reference runs).
+        step_size: Step length; default ``2.5 * eps / steps``.
+        random_start: Random start of the training attack.
+        use_best: Train on each example's best PGD iterate (the robustness library's
+            default) instead of the last.
+        eval_steps: PGD steps of the robust evaluation.
+        extra_eval_eps: More eps at which validation/test measure robust accuracy.
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:cnn",
+        pretrained: bool = False,
+        weights: str | None = None,
+        num_classes: int = 10,
+        in_chans: int | None = None,
+        input_size: int | None = None,
+        optimizer: str = "sgd",
+        lr: float = 0.1,
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        label_smoothing: float = 0.0,
+        warmup_epochs: int = 0,
+        channels_last: bool = False,
+        norm: str = "l2",
+        eps: float = 0.5,
+        steps: int = 7,
+        step_size: float | None = None,
+        random_start: bool = False,
+        use_best: bool = True,
+        eval_steps: int = 20,
+        extra_eval_eps: list[float] | None = None,
+    ) -> None:
+        super().__init__(
+            classifier,
+            pretrained,
+            weights,
+            num_classes,
+            in_chans,
+            input_size,
+            optimizer,
+            lr,
+            weight_decay,
+            momentum,
+            label_smoothing,
+            warmup_epochs,
+            channels_last,
+        )
+
+    def configure_losses(self) -> None:
+        """The attacks (built here so that bad settings fail before any work)."""
+        hp = self.hparams
+        step = hp.step_size if hp.step_size is not None else default_step_size(hp.eps, hp.steps)
+        self.train_attack = PGD(
+            hp.eps, step, hp.steps, hp.norm, hp.random_start, use_best=hp.use_best
+        )
+        self.eval_attacks = {
+            "robust_acc": self._eval_attack(hp.eps),
+            **{f"robust_acc_{eps_name(e)}": self._eval_attack(e) for e in hp.extra_eval_eps or []},
+        }
+
+    def _eval_attack(self, eps: float) -> PGD:
+        hp = self.hparams
+        return PGD(eps, default_step_size(eps, hp.eval_steps), hp.eval_steps, hp.norm)
+
+    def configure_metrics(self) -> None:  # noqa: D102
+        super().configure_metrics()
+        robust = MetricCollection(
+            {name: top_k_accuracy(self.hparams.num_classes, 1) for name in self.eval_attacks}
+        )
+        self.val_robust = robust.clone(prefix="val/")
+        self.test_robust = robust.clone(prefix="test/")
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """One update on PGD examples of the batch."""
+        images, labels = self.to_memory_format(batch[0]), batch[1]
+        adversarial = self.train_attack(self.model, images, labels)
+        logits = self(adversarial)
+        loss = classification_loss(logits, labels, self.hparams.label_smoothing)
+        self.train_metrics.update(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(self, batch: Any, stage: str, metrics: MetricCollection, robust) -> None:
+        self._shared_step(batch, stage, metrics)
+        images, labels = self.to_memory_format(batch[0]), batch[1]
+        for name, attack in self.eval_attacks.items():
+            adversarial = attack(self.model, images, labels)
+            robust[f"{stage}/{name}"].update(self(adversarial), labels)
+        self.log_dict(robust, on_step=False, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, "val", self.val_metrics, self.val_robust)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, "test", self.test_metrics, self.test_robust)
+
+
+__all__ = ["RobustClassifierModule", "default_step_size"]
