@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from inversion.attacks import PGD
@@ -109,22 +109,21 @@ class RobustClassifierModule(ClassifierModule):
         self.train_attack = PGD(
             hp.eps, step, hp.steps, hp.norm, hp.random_start, use_best=hp.use_best
         )
-        self.eval_attacks = {
-            "robust_acc": self._eval_attack(hp.eps),
-            **{f"robust_acc_{eps_name(e)}": self._eval_attack(e) for e in hp.extra_eval_eps or []},
-        }
-
-    def _eval_attack(self, eps: float) -> PGD:
-        hp = self.hparams
-        return PGD(eps, default_step_size(eps, hp.eval_steps), hp.eval_steps, hp.norm)
+        self.eval_eps = [hp.eps, *(hp.extra_eval_eps or [])]
+        self.eval_attacks = [
+            PGD(eps, default_step_size(eps, hp.eval_steps), hp.eval_steps, hp.norm)
+            for eps in self.eval_eps
+        ]
 
     def configure_metrics(self) -> None:  # noqa: D102
         super().configure_metrics()
-        robust = MetricCollection(
-            {name: top_k_accuracy(self.hparams.num_classes, 1) for name in self.eval_attacks}
-        )
-        self.val_robust = robust.clone(prefix="val/")
-        self.test_robust = robust.clone(prefix="test/")
+        # metric modules cannot have dots in their names: index them, name them when logging
+        self.robust_names = ["robust_acc"] + [
+            f"robust_acc_{eps_name(e)}" for e in self.eval_eps[1:]
+        ]
+        count, classes = len(self.eval_eps), self.hparams.num_classes
+        self.val_robust = nn.ModuleList([top_k_accuracy(classes, 1) for _ in range(count)])
+        self.test_robust = nn.ModuleList([top_k_accuracy(classes, 1) for _ in range(count)])
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """One update on PGD examples of the batch."""
@@ -140,10 +139,9 @@ class RobustClassifierModule(ClassifierModule):
     def _evaluate(self, batch: Any, stage: str, metrics: MetricCollection, robust) -> None:
         self._shared_step(batch, stage, metrics)
         images, labels = self.to_memory_format(batch[0]), batch[1]
-        for name, attack in self.eval_attacks.items():
-            adversarial = attack(self.model, images, labels)
-            robust[f"{stage}/{name}"].update(self(adversarial), labels)
-        self.log_dict(robust, on_step=False, on_epoch=True, prog_bar=True)
+        for attack, metric, name in zip(self.eval_attacks, robust, self.robust_names, strict=True):
+            metric.update(self(attack(self.model, images, labels)), labels)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
         self._evaluate(batch, "val", self.val_metrics, self.val_robust)

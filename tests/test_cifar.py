@@ -4,7 +4,7 @@ import pickle
 import lightning.pytorch as pl
 import pytest
 import torch
-from fake_cifar import write_fake_cifar10
+from fake_data import write_fake_cifar10
 
 from datamodules import Cifar10DataModule
 from datamodules.cifar import random_flip

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_data import SIZES, write_class_folder, write_image, write_imagenet_folder
 from PIL import Image
 
 from datamodules.image_folder import (
@@ -15,50 +16,19 @@ from datamodules.image_folder import (
 )
 from inversion.errors import InversionError
 
-CLASSES = ["cat", "ant", "bee"]  # deliberately not sorted
-SIZES = [(40, 30), (20, 50), (33, 33), (64, 16)]  # (width, height)
-
-
-def _write(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> None:
-    """Write a random image, so crops and flips change the pixels."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(seed)
-    w, h = size
-    bands = 3 if mode == "RGB" else 1
-    data = torch.randint(0, 256, (h, w, bands), generator=gen, dtype=torch.uint8).numpy()
-    Image.fromarray(data.squeeze(-1) if bands == 1 else data, mode).save(path)
-
-
-def _class_folder(root: Path, classes: list[str] = CLASSES) -> Path:
-    for c, name in enumerate(classes):
-        for i, size in enumerate(SIZES):
-            mode = "L" if (c + i) % 2 else "RGB"
-            _write(root / name / f"img{i}.png", size, mode, seed=10 * c + i)
-    return root
-
-
-def _imagenet(root: Path, test: bool = False) -> Path:
-    _class_folder(root / "train")
-    _class_folder(root / "val")
-    if test:
-        _class_folder(root / "test", ["ant", "bee", "cat"])
-        _write(root / "test" / "ant" / "extra.png", (12, 9))
-    return root
-
-
 # --- scan_image_folder ------------------------------------------------------------------
 
 
 def test_scan_class_layout(tmp_path: Path) -> None:
-    root = _class_folder(tmp_path / "data")
+    root = write_class_folder(tmp_path / "data")
     (root / "ant" / "notes.txt").write_text("not an image")
     (root / ".hidden").mkdir()  # hidden folder: not a class, even though it is empty
     (root / "bee" / ".DS_Store").write_bytes(b"\0\1")
-    _write(root / "bee" / "._img0.png", (10, 10))  # hidden image (macOS resource fork)
+    write_image(root / "bee" / "._img0.png", (10, 10))  # hidden image (macOS resource fork)
     (root / "bee" / "deep").mkdir()
-    _write(root / "bee" / "deep" / "nested.png", (10, 10))  # one level too deep: ignored
-    _write(root / "cat" / "UPPER.PNG", (10, 10))
-    _write(root / "cat" / "photo.JPG", (10, 10))
+    write_image(root / "bee" / "deep" / "nested.png", (10, 10))  # one level too deep: ignored
+    write_image(root / "cat" / "UPPER.PNG", (10, 10))
+    write_image(root / "cat" / "photo.JPG", (10, 10))
 
     files, labels, names = scan_image_folder(root)
 
@@ -78,8 +48,8 @@ def test_scan_class_layout(tmp_path: Path) -> None:
 
 def test_scan_flat_layout(tmp_path: Path) -> None:
     for i, size in enumerate(SIZES):
-        _write(tmp_path / f"z{i}.png", size, seed=i)
-    _write(tmp_path / "a.bmp", (9, 9))
+        write_image(tmp_path / f"z{i}.png", size, seed=i)
+    write_image(tmp_path / "a.bmp", (9, 9))
     (tmp_path / "empty_subfolder").mkdir()  # no images anywhere below: still flat
     (tmp_path / "readme.md").write_text("hi")
 
@@ -96,7 +66,7 @@ def test_scan_missing_root(tmp_path: Path) -> None:
 
 
 def test_scan_root_is_a_file(tmp_path: Path) -> None:
-    _write(tmp_path / "x.png", (10, 10))
+    write_image(tmp_path / "x.png", (10, 10))
     with pytest.raises(InversionError, match="not a directory"):
         scan_image_folder(tmp_path / "x.png")
 
@@ -104,13 +74,13 @@ def test_scan_root_is_a_file(tmp_path: Path) -> None:
 def test_scan_empty_root(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "notes.txt").write_text("no images here")
-    _write(tmp_path / ".hidden.png", (10, 10))  # hidden files do not count
+    write_image(tmp_path / ".hidden.png", (10, 10))  # hidden files do not count
     with pytest.raises(InversionError, match=r"No images found.*Accepted layouts.*root/<class>"):
         scan_image_folder(tmp_path)
 
 
 def test_scan_empty_class_folder(tmp_path: Path) -> None:
-    root = _class_folder(tmp_path)
+    root = write_class_folder(tmp_path)
     (root / "dog").mkdir()
     (root / "dog" / "notes.txt").write_text("not an image")
     with pytest.raises(InversionError, match=r"dog.*hold no images; remove them or add images"):
@@ -118,8 +88,8 @@ def test_scan_empty_class_folder(tmp_path: Path) -> None:
 
 
 def test_scan_loose_images_next_to_classes(tmp_path: Path) -> None:
-    root = _class_folder(tmp_path)
-    _write(root / "stray.png", (10, 10))
+    root = write_class_folder(tmp_path)
+    write_image(root / "stray.png", (10, 10))
     with pytest.raises(InversionError, match="stray.png.*move the loose images"):
         scan_image_folder(root)
 
@@ -169,7 +139,7 @@ def test_grayscale_conversion(tmp_path: Path) -> None:
 
 def test_train_transform_is_random_with_right_shape(tmp_path: Path) -> None:
     path = tmp_path / "noise.png"
-    _write(path, (20, 50), seed=3)
+    write_image(path, (20, 50), seed=3)
     dataset = ImageFolderDataset([path], [1], 24, 3, train=True)
     torch.manual_seed(0)
 
@@ -198,7 +168,7 @@ def test_dataset_mismatched_labels(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_datamodule_imagenet_layout(tmp_path: Path, channels: int) -> None:
-    root = _imagenet(tmp_path)
+    root = write_imagenet_folder(tmp_path)
     dm = ImageFolderDataModule(str(root), image_size=16, channels=channels, batch_size=5)
     dm.setup("fit")
 
@@ -226,7 +196,7 @@ def test_datamodule_imagenet_layout(tmp_path: Path, channels: int) -> None:
 
 
 def test_datamodule_test_dir_and_fallback(tmp_path: Path) -> None:
-    root = _imagenet(tmp_path, test=True)
+    root = write_imagenet_folder(tmp_path, test=True)
     dm = ImageFolderDataModule(str(root), image_size=8, batch_size=64, test_dir="test")
     dm.setup("test")
     x, y = next(iter(dm.test_dataloader()))
@@ -246,7 +216,7 @@ def test_datamodule_test_dir_and_fallback(tmp_path: Path) -> None:
 
 
 def test_datamodule_no_augment_is_deterministic(tmp_path: Path) -> None:
-    root = _imagenet(tmp_path)
+    root = write_imagenet_folder(tmp_path)
     dm = ImageFolderDataModule(str(root), image_size=16, augment=False)
     dm.setup("fit")
     assert dm.train_dataloader().dataset.train is False
@@ -257,7 +227,7 @@ def test_datamodule_no_augment_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_datamodule_class_layout_eval_only(tmp_path: Path) -> None:
-    root = _class_folder(tmp_path / "data")
+    root = write_class_folder(tmp_path / "data")
     dm = ImageFolderDataModule(str(root), image_size=12, batch_size=4)
     dm.setup("validate")
     assert dm.class_names == ["ant", "bee", "cat"]
@@ -271,7 +241,7 @@ def test_datamodule_class_layout_eval_only(tmp_path: Path) -> None:
 
 def test_datamodule_flat_layout(tmp_path: Path) -> None:
     for i, size in enumerate(SIZES):
-        _write(tmp_path / f"im{i}.png", size, mode="L" if i % 2 else "RGB", seed=i)
+        write_image(tmp_path / f"im{i}.png", size, mode="L" if i % 2 else "RGB", seed=i)
     dm = ImageFolderDataModule(str(tmp_path), image_size=10, channels=1, batch_size=8)
     dm.setup("predict")
     assert dm.num_classes == 0 and dm.class_names == []
@@ -283,7 +253,7 @@ def test_datamodule_flat_layout(tmp_path: Path) -> None:
 
 
 def test_datamodule_loader_settings(tmp_path: Path) -> None:
-    root = _imagenet(tmp_path)
+    root = write_imagenet_folder(tmp_path)
     dm = ImageFolderDataModule(str(root), image_size=8, num_workers=1)
     dm.setup("fit")
     loader = dm.train_dataloader()
@@ -311,7 +281,7 @@ def test_datamodule_empty_root(tmp_path: Path) -> None:
 
 
 def test_datamodule_empty_class_folder(tmp_path: Path) -> None:
-    root = _imagenet(tmp_path)
+    root = write_imagenet_folder(tmp_path)
     (root / "val" / "dog").mkdir()
     dm = ImageFolderDataModule(str(root))
     with pytest.raises(InversionError, match="dog.*remove them or add images"):
@@ -319,15 +289,15 @@ def test_datamodule_empty_class_folder(tmp_path: Path) -> None:
 
 
 def test_datamodule_only_train_folder(tmp_path: Path) -> None:
-    _class_folder(tmp_path / "train")
+    write_class_folder(tmp_path / "train")
     dm = ImageFolderDataModule(str(tmp_path))
     with pytest.raises(InversionError, match=r"but not .*val.*needs both"):
         dm.setup("fit")
 
 
 def test_datamodule_class_mismatch(tmp_path: Path) -> None:
-    _class_folder(tmp_path / "train")
-    _class_folder(tmp_path / "val", ["ant", "bee"])
+    write_class_folder(tmp_path / "train")
+    write_class_folder(tmp_path / "val", ["ant", "bee"])
     dm = ImageFolderDataModule(str(tmp_path))
     with pytest.raises(InversionError, match="same class subfolders"):
         dm.setup("fit")

@@ -59,8 +59,13 @@ def test_robust_accuracy_equals_a_plain_pgd_evaluation():
     assert results["val/acc"] == pytest.approx(accuracy(model, images, labels), abs=1e-6)
 
 
+class StopAfterFirstEpoch(pl.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
 def test_checkpoint_is_a_classifier_spec_and_resume_continues_the_same_run(tmp_path):
-    def run(epochs: int, ckpt_path=None) -> pl.Trainer:
+    def run(name: str, callbacks=(), ckpt_path=None) -> pl.Trainer:
         pl.seed_everything(0)
         module = RobustClassifierModule(
             classifier="digits:cnn",
@@ -71,27 +76,29 @@ def test_checkpoint_is_a_classifier_spec_and_resume_continues_the_same_run(tmp_p
             steps=2,
             random_start=True,
         )
-        checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / f"e{epochs}", save_last=True)
+        checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / name, save_last=True)
         trainer = _trainer(
-            max_epochs=epochs,
+            max_epochs=2,
             limit_train_batches=3,
             limit_val_batches=0,
             enable_checkpointing=True,
-            callbacks=[checkpoint],
+            callbacks=[*callbacks, checkpoint],
         )
         trainer.fit(module, datamodule=DigitsDataModule(batch_size=32), ckpt_path=ckpt_path)
         return trainer
 
-    straight = run(2)
-    run(1)
-    resumed = run(2, ckpt_path=tmp_path / "e1" / "last.ckpt")
+    straight = run("straight")
+    interrupted = run("interrupted", [StopAfterFirstEpoch()])
+    assert interrupted.current_epoch == 1 and interrupted.global_step == 3
+    resumed = run("resumed", ckpt_path=tmp_path / "interrupted" / "last.ckpt")
+    assert resumed.global_step == straight.global_step == 6
     for (name, a), b in zip(
         straight.lightning_module.state_dict().items(),
         resumed.lightning_module.state_dict().values(),
         strict=True,
     ):
         assert torch.equal(a, b), name
-    model = build_classifier(str(tmp_path / "e2" / "last.ckpt"))
+    model = build_classifier(str(tmp_path / "straight" / "last.ckpt"))
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
 
 
@@ -121,9 +128,11 @@ def test_channels_last_and_bf16_autocast_train():
         classifier="digits:cnn", pretrained=False, channels_last=True, steps=2
     )
     trainer = _trainer(max_steps=2, limit_val_batches=1, precision="bf16-mixed")
-    trainer.fit(module, datamodule=DigitsDataModule(batch_size=16))
+    datamodule = DigitsDataModule(batch_size=16)
+    trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == 2
-    assert torch.isfinite(trainer.callback_metrics["val/robust_acc"])
+    results = trainer.validate(module, datamodule=datamodule)[0]
+    assert 0 <= results["val/robust_acc"] <= results["val/acc"] <= 1
     conv = next(m for m in module.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -139,3 +148,24 @@ def test_robustness_library_checkpoints_load_as_weights(tmp_path):
     loaded = build_classifier("torchvision:resnet18", num_classes=10, weights=str(path))
     images = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(loaded(images), reference(images))
+
+
+def test_cifar_resnets_load_robustness_library_cifar_checkpoints(tmp_path):
+    reference = build_classifier("cifar:resnet18")
+    assert reference.input_size == (32, 32) and reference.head == "fc"
+    theirs = {
+        k.replace(".downsample.", ".shortcut.").replace("fc.", "linear."): v
+        for k, v in reference.net.state_dict().items()
+    }
+    state = {f"module.model.{k}": v for k, v in theirs.items()}
+    state |= {f"module.attacker.model.{k}": v for k, v in theirs.items()}
+    path = tmp_path / "cifar_linf_8.pt"
+    torch.save({"model": state, "epoch": 150}, path)
+    loaded = build_classifier("cifar:resnet18", weights=str(path))
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(images), reference(images))
+    assert loaded.penultimate(images).shape == (2, 512)
+    with pytest.raises(InversionError, match="no downloadable weights"):
+        build_classifier("cifar:resnet50", pretrained=True)
+    with pytest.raises(InversionError, match="Unknown cifar model"):
+        build_classifier("cifar:vgg16")

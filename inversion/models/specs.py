@@ -4,9 +4,11 @@ Spec kinds:
 
 - ``timm:NAME`` -- any timm model (random init unless ``pretrained=True`` or ``weights``).
 - ``torchvision:NAME`` -- any torchvision classification model (same options).
-- ``digits:NAME`` -- the embedded zoo (``cnn``, ``resnet``, ``vit``, ``mlp``), trained on
-  the bundled digits on first use and cached; ``pretrained=False`` gives the untrained
-  architecture.
+- ``digits:NAME`` -- the embedded zoo (``cnn``, ``resnet``, ``vit``, ``mlp``,
+  ``cnn-robust``), trained on the bundled digits on first use and cached;
+  ``pretrained=False`` gives the untrained architecture.
+- ``cifar:NAME`` -- CIFAR-style ResNets (``resnet18`` .. ``resnet152``; the robustness
+  library's layout, whose checkpoints load as ``weights``).
 - a path to a checkpoint written by this project's classifier module (or a cached zoo
   file).
 """
@@ -26,7 +28,13 @@ from inversion.models.weights import (
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-KINDS = ("timm:NAME", "torchvision:NAME", "digits:NAME", "a path to a .ckpt/.pt checkpoint")
+KINDS = (
+    "timm:NAME",
+    "torchvision:NAME",
+    "digits:NAME",
+    "cifar:NAME",
+    "a path to a .ckpt/.pt checkpoint",
+)
 
 
 def _unknown_name(kind: str, name: str, known: list[str]) -> InversionError:
@@ -237,7 +245,54 @@ def classifier_from_checkpoint(path: str | Path) -> ImageClassifier:
     return model.eval()
 
 
-_BUILDERS = {"timm": _build_timm, "torchvision": _build_torchvision, "digits": _build_digits}
+def _build_cifar(
+    name: str,
+    *,
+    num_classes: int | None,
+    in_chans: int | None,
+    input_size: int | None,
+    pretrained: bool,
+    weights: str | None,
+) -> ImageClassifier:
+    from inversion.models.cifar_resnet import (
+        CIFAR_MEAN,
+        CIFAR_STD,
+        cifar_resnet,
+        from_robustness_names,
+    )
+
+    spec = f"cifar:{name}"
+    if pretrained:
+        raise InversionError(
+            f"{spec} has no downloadable weights; train it (RobustClassifierModule or "
+            "ClassifierModule) or give a weights file (weights=PATH, e.g. a robustness-"
+            "library checkpoint)."
+        )
+    if in_chans not in (None, 3):
+        raise InversionError(f"{spec} takes 3-channel inputs, not in_chans={in_chans}.")
+    net = cifar_resnet(name, num_classes or 10)
+    if weights is not None:
+        load_weights_into(net, weights, spec, rename=from_robustness_names)
+    size = input_size or 32
+    return ImageClassifier(
+        net,
+        name=spec,
+        num_classes=num_classes or 10,
+        in_chans=3,
+        input_size=(size, size),
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        head="fc",
+        feature_layers=["layer1", "layer2", "layer3", "layer4"],
+    )
+
+
+_BUILDERS = {
+    "timm": _build_timm,
+    "torchvision": _build_torchvision,
+    "digits": _build_digits,
+    "cifar": _build_cifar,
+}
 
 
 def build_classifier(
@@ -252,7 +307,8 @@ def build_classifier(
     """Build a classifier from a spec string; it takes images in [0, 1].
 
     Args:
-        spec: ``timm:NAME``, ``torchvision:NAME``, ``digits:NAME`` or a checkpoint path.
+        spec: ``timm:NAME``, ``torchvision:NAME``, ``digits:NAME``, ``cifar:NAME`` or a
+            checkpoint path.
         num_classes: Output classes (default: the model's own, 1000 for ImageNet models).
         in_chans: Input channels of the network (default 3; 1 for the digits zoo).
         input_size: Input side for models with a fixed input size (ViTs, MLPs); others

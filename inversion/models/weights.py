@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,19 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights_into(net: nn.Module, path: str | Path, name: str) -> None:
-    """Load a weights file into ``net`` strictly, with a readable error on mismatch."""
+def load_weights_into(
+    net: nn.Module,
+    path: str | Path,
+    name: str,
+    rename: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> None:
+    """Load a weights file into ``net`` strictly, with a readable error on mismatch.
+
+    ``rename`` maps the file's key names to ``net``'s (e.g. another library's layout).
+    """
     state = load_state_dict_file(path)
+    if rename is not None:
+        state = rename(state)
     try:
         result = net.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches

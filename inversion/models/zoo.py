@@ -82,8 +82,8 @@ ZOO: dict[str, ZooRecipe] = {
         lr=3e-3,
         weight_decay=1e-4,
         adv_norm="l2",
-        adv_eps=1.0,
-        adv_step_size=2.5 * 1.0 / 7,
+        adv_eps=2.0,
+        adv_step_size=2.5 * 2.0 / 7,
         adv_steps=7,
     ),
 }

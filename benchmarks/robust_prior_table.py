@@ -1,0 +1,164 @@
+"""The robust-prior tables of the embedded digits benchmark (README), and its figures.
+
+1. Robustness: clean and PGD-20 (L2, best iterate, no random start) test accuracy of the
+   standard ``digits:cnn`` and the adversarially trained ``digits:cnn-robust`` (the same
+   architecture) at several eps.
+2. Representation inversion of held-out test digits (10 per class) from gray seeds with
+   each model: PSNR and SSIM to the originals, top-1 of the original digit under the
+   independent verifiers (``digits:resnet``, ``digits:vit``, ``digits:mlp``), and how
+   often the model itself gives the inversion its original's class.
+3. Figures (``docs/images/``): originals above their inversions by each model, and the
+   visualised top feature of one digit per class for each model.
+
+    python benchmarks/robust_prior_table.py              # prints the tables, writes figures
+    python benchmarks/update_readme.py robust_prior      # writes them into README.md
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from inversion import build_classifier
+from inversion.attacks import PGD
+from inversion.data.digits import load_digits_split
+from inversion.metrics.reconstruction import agreement
+from inversion.metrics.scorer import ImageScorer
+from inversion.representation import (
+    gray_seeds,
+    invert_representation,
+    representation,
+    representation_distance,
+    tool_attack,
+    top_features,
+    visualize_features,
+)
+from inversion.training import accuracy
+from lightning_modules.representation import TOOL_DEFAULTS
+from lightning_modules.robust_classifier import default_step_size
+
+MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
+VERIFIERS = ["digits:resnet", "digits:vit", "digits:mlp"]
+EVAL_EPS = (0.25, 0.5, 1.0, 1.5, 2.0)
+EVAL_STEPS = 20
+PER_CLASS = 10
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
+    """Test accuracy of ``spec`` under L2 PGD (0 eps: clean accuracy)."""
+    model = build_classifier(spec).freeze()
+    images, labels = load_digits_split("test")
+    if eps > 0:
+        images = PGD(eps, default_step_size(eps, steps), steps, "l2")(model, images, labels)
+    return accuracy(model, images, labels)
+
+
+def robustness_table() -> str:
+    """Clean and PGD-20 accuracy of both models at each eps."""
+    header = " | ".join(f"PGD-{EVAL_STEPS} ε={eps:g}" for eps in EVAL_EPS)
+    rows = [
+        f"| model | clean | {header} |",
+        "|---|---:|" + "---:|" * len(EVAL_EPS),
+    ]
+    for name, spec in MODELS.items():
+        values = [robust_accuracy(spec, eps) for eps in (0.0, *EVAL_EPS)]
+        rows.append(f"| `{spec}` ({name}) | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def held_out_digits(per_class: int = PER_CLASS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``per_class`` test digits of each class."""
+    images, labels = load_digits_split("test")
+    index = torch.cat([torch.nonzero(labels == c)[:per_class, 0] for c in range(10)])
+    return images[index], labels[index]
+
+
+def invert(spec: str, images: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Inversions of ``images``' representations by ``spec`` (tool defaults), and seconds."""
+    model = build_classifier(spec).freeze()
+    step_size, steps = TOOL_DEFAULTS["invert"]
+    seeds = gray_seeds(images.shape, torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    inverted = invert_representation(
+        model, representation(model, images), seeds, tool_attack(step_size, steps)
+    )
+    return inverted, time.perf_counter() - start
+
+
+def inversion_metrics(spec: str, seed: int = 0) -> dict[str, float]:
+    """Score the inversions of held-out digits by ``spec``."""
+    images, labels = held_out_digits()
+    inverted, seconds = invert(spec, images, seed)
+    model = build_classifier(spec).freeze()
+    scorer = ImageScorer(verifiers=VERIFIERS, feature=None)
+    scorer.update(inverted, labels, originals=images)
+    results = scorer.compute()
+    results["agree_target"] = agreement(model, inverted, images).mean().item()
+    targets = representation(model, images)
+    results["repr_distance"] = representation_distance(model, inverted, targets).mean().item()
+    results["time"] = seconds
+    return results
+
+
+def inversion_table() -> str:
+    """Inversion quality of both models."""
+    step_size, steps = TOOL_DEFAULTS["invert"]
+    rows = [
+        "| model | images | PSNR (dB) | SSIM | verifier top-1 | verifier agreement "
+        "| agreement (model) | final distance | time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, spec in MODELS.items():
+        m = inversion_metrics(spec)
+        rows.append(
+            f"| `{spec}` ({name}) | {m['images']:.0f} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
+            f"{m['top1_verifiers']:.3f} | {m['agree_verifiers']:.3f} | {m['agree_target']:.3f} | "
+            f"{m['repr_distance']:.3f} | {m['time']:.0f} |"
+        )
+        print(rows[-1], flush=True)
+    note = (
+        f"\n\nInversion: L2 PGD on ||R(x) - R(x_t)|| / ||R(x_t)|| from gray seeds "
+        f"(0.5 + N(0, 1)/20), step {step_size}, {steps} steps, best iterate; R = penultimate "
+        "features."
+    )
+    return "\n".join(rows) + note
+
+
+def write_figures(folder: Path = FIGURES, upscale: int = 3) -> list[Path]:
+    """Two PNGs: inversions (originals / standard / robust) and feature visualisations."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images, labels = held_out_digits(1)  # one digit per class
+    rows = [images] + [invert(spec, images)[0] for spec in MODELS.values()]
+    visual_rows = []
+    for spec in MODELS.values():
+        model = build_classifier(spec).freeze()
+        step_size, steps = TOOL_DEFAULTS["visualize"]
+        seeds = gray_seeds(images.shape, torch.Generator().manual_seed(1))
+        features = top_features(model, images)
+        visual_rows.append(
+            visualize_features(model, features, seeds, tool_attack(step_size, steps))
+        )
+    paths = []
+    for name, grid_rows in (("robust_inversion.png", rows), ("robust_features.png", visual_rows)):
+        batch = torch.cat(grid_rows).clamp(0, 1)
+        batch = torch.nn.functional.interpolate(batch, scale_factor=upscale, mode="nearest")
+        path = folder / name
+        save_image(make_grid(batch, nrow=len(images), padding=2, pad_value=1.0), path)
+        paths.append(path)
+    return paths
+
+
+def tables() -> str:
+    """Both tables, as the README shows them (and the figures, written to docs/images)."""
+    figures = write_figures()
+    print("wrote", *figures)
+    return robustness_table() + "\n\n" + inversion_table()
+
+
+if __name__ == "__main__":
+    print(tables())
