@@ -4,11 +4,13 @@
    standard ``digits:cnn`` and the adversarially trained ``digits:cnn-robust`` (the same
    architecture) at several eps.
 2. Representation inversion of held-out test digits (10 per class) from gray seeds with
-   each model: PSNR and SSIM to the originals, top-1 of the original digit under the
+   each model, of the penultimate representation (the paper's R: 128 globally pooled
+   features) and of the last convolutional stage (``stage3``: 128 x 8 x 8, which keeps
+   positions): PSNR and SSIM to the originals, top-1 of the original digit under the
    independent verifiers (``digits:resnet``, ``digits:vit``, ``digits:mlp``), and how
    often the model itself gives the inversion its original's class.
-3. Figures (``docs/images/``): originals above their inversions by each model, and the
-   visualised top feature of one digit per class for each model.
+3. Figures (``docs/images/``): originals above their inversions by each model and layer,
+   and the visualised top feature of one digit per class for each model.
 
     python benchmarks/robust_prior_table.py              # prints the tables, writes figures
     python benchmarks/update_readme.py robust_prior      # writes them into README.md
@@ -41,6 +43,7 @@ from lightning_modules.representation import TOOL_DEFAULTS
 from lightning_modules.robust_classifier import default_step_size
 
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
+LAYERS = ("penultimate", "stage3")
 VERIFIERS = ["digits:resnet", "digits:vit", "digits:mlp"]
 EVAL_EPS = (0.25, 0.5, 1.0, 1.5, 2.0)
 EVAL_STEPS = 20
@@ -78,62 +81,71 @@ def held_out_digits(per_class: int = PER_CLASS) -> tuple[torch.Tensor, torch.Ten
     return images[index], labels[index]
 
 
-def invert(spec: str, images: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, float]:
+def invert(
+    spec: str, images: torch.Tensor, layer: str, seed: int = 0
+) -> tuple[torch.Tensor, float]:
     """Inversions of ``images``' representations by ``spec`` (tool defaults), and seconds."""
     model = build_classifier(spec).freeze()
     step_size, steps = TOOL_DEFAULTS["invert"]
     seeds = gray_seeds(images.shape, torch.Generator().manual_seed(seed))
     start = time.perf_counter()
-    inverted = invert_representation(
-        model, representation(model, images), seeds, tool_attack(step_size, steps)
-    )
+    targets = representation(model, images, layer)
+    inverted = invert_representation(model, targets, seeds, tool_attack(step_size, steps), layer)
     return inverted, time.perf_counter() - start
 
 
-def inversion_metrics(spec: str, seed: int = 0) -> dict[str, float]:
-    """Score the inversions of held-out digits by ``spec``."""
+def inversion_metrics(spec: str, layer: str, seed: int = 0) -> dict[str, float]:
+    """Score the inversions of held-out digits by ``spec`` at ``layer``."""
     images, labels = held_out_digits()
-    inverted, seconds = invert(spec, images, seed)
+    inverted, seconds = invert(spec, images, layer, seed)
     model = build_classifier(spec).freeze()
     scorer = ImageScorer(verifiers=VERIFIERS, feature=None)
     scorer.update(inverted, labels, originals=images)
     results = scorer.compute()
     results["agree_target"] = agreement(model, inverted, images).mean().item()
-    targets = representation(model, images)
-    results["repr_distance"] = representation_distance(model, inverted, targets).mean().item()
+    targets = representation(model, images, layer)
+    distance = representation_distance(model, inverted, targets, layer)
+    results["repr_distance"] = distance.mean().item()
     results["time"] = seconds
     return results
+
+
+def inversion_row(layer: str, name: str, spec: str, m: dict[str, float]) -> str:
+    """One Markdown row of the inversion table."""
+    return (
+        f"| `{layer}` | `{spec}` ({name}) | {m['images']:.0f} | {m['psnr']:.2f} | "
+        f"{m['ssim']:.3f} | {m['top1_verifiers']:.3f} | {m['agree_verifiers']:.3f} | "
+        f"{m['agree_target']:.3f} | {m['repr_distance']:.3f} | {m['time']:.0f} |"
+    )
 
 
 def inversion_table() -> str:
     """Inversion quality of both models."""
     step_size, steps = TOOL_DEFAULTS["invert"]
     rows = [
-        "| model | images | PSNR (dB) | SSIM | verifier top-1 | verifier agreement "
+        "| layer | model | images | PSNR (dB) | SSIM | verifier top-1 | verifier agreement "
         "| agreement (model) | final distance | time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, spec in MODELS.items():
-        m = inversion_metrics(spec)
-        rows.append(
-            f"| `{spec}` ({name}) | {m['images']:.0f} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
-            f"{m['top1_verifiers']:.3f} | {m['agree_verifiers']:.3f} | {m['agree_target']:.3f} | "
-            f"{m['repr_distance']:.3f} | {m['time']:.0f} |"
-        )
-        print(rows[-1], flush=True)
+    for layer in LAYERS:
+        for name, spec in MODELS.items():
+            rows.append(inversion_row(layer, name, spec, inversion_metrics(spec, layer)))
+            print(rows[-1], flush=True)
     note = (
         f"\n\nInversion: L2 PGD on ||R(x) - R(x_t)|| / ||R(x_t)|| from gray seeds "
-        f"(0.5 + N(0, 1)/20), step {step_size}, {steps} steps, best iterate; R = penultimate "
-        "features."
+        f"(0.5 + N(0, 1)/20), step {step_size}, {steps} steps, best iterate. The digits CNN "
+        "pools its last stage globally, so its penultimate features keep no positions."
     )
     return "\n".join(rows) + note
 
 
 def write_figures(folder: Path = FIGURES, upscale: int = 3) -> list[Path]:
-    """Two PNGs: inversions (originals / standard / robust) and feature visualisations."""
+    """Two PNGs: inversions (originals, then standard / robust per layer) and features."""
     folder.mkdir(parents=True, exist_ok=True)
     images, labels = held_out_digits(1)  # one digit per class
-    rows = [images] + [invert(spec, images)[0] for spec in MODELS.values()]
+    rows = [images]
+    for layer in LAYERS:
+        rows += [invert(spec, images, layer)[0] for spec in MODELS.values()]
     visual_rows = []
     for spec in MODELS.values():
         model = build_classifier(spec).freeze()

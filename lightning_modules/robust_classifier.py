@@ -87,19 +87,19 @@ class RobustClassifierModule(ClassifierModule):
         extra_eval_eps: list[float] | None = None,
     ) -> None:
         super().__init__(
-            classifier,
-            pretrained,
-            weights,
-            num_classes,
-            in_chans,
-            input_size,
-            optimizer,
-            lr,
-            weight_decay,
-            momentum,
-            label_smoothing,
-            warmup_epochs,
-            channels_last,
+            classifier=classifier,
+            pretrained=pretrained,
+            weights=weights,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            input_size=input_size,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            label_smoothing=label_smoothing,
+            warmup_epochs=warmup_epochs,
+            channels_last=channels_last,
         )
 
     def configure_losses(self) -> None:

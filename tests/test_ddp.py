@@ -72,14 +72,15 @@ def test_class_targets_are_produced_exactly_once_over_two_ranks(tmp_path, stage)
     assert len(together) == len(set(together))
 
 
-def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", ["classifier.yaml", "robust_classifier.yaml"])
+def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch, config):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["train.py"])
     cli = train.main(
         [
             "fit",
             "--config",
-            str(REPO / "configs/digits/classifier.yaml"),
+            str(REPO / "configs/digits" / config),
             "--trainer.accelerator=cpu",
             "--trainer.devices=2",
             "--trainer.strategy=ddp_spawn",
@@ -96,3 +97,6 @@ def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch):
     assert state["global_step"] == 3
     model = build_classifier(str(checkpoints[0]))
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+    if config == "robust_classifier.yaml":  # PGD ran inside both processes' validation
+        metrics = cli.trainer.callback_metrics
+        assert 0 <= float(metrics["val/robust_acc"]) <= float(metrics["val/acc"])
