@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
 
+from datamodules.in_memory import InMemoryDataModule
 from inversion.data.cifar import find_cifar10, load_cifar10
 from inversion.data.digits import random_translate
 
@@ -22,7 +21,7 @@ def random_flip(images: Tensor) -> Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
 
-class Cifar10DataModule(pl.LightningDataModule):
+class Cifar10DataModule(InMemoryDataModule):
     """CIFAR-10: 50,000 training and 10,000 test images, 32 x 32 RGB in [0, 1].
 
     Reads the official "python version" files (``root/cifar-10-batches-py/``) with a
@@ -40,6 +39,7 @@ class Cifar10DataModule(pl.LightningDataModule):
     """
 
     num_classes = NUM_CLASSES
+    stage_splits = {"train": "train", "val": "test", "test": "test", "predict": "test"}
 
     def __init__(
         self, root: str, batch_size: int = 128, augment: bool = True, num_workers: int = 0
@@ -47,35 +47,9 @@ class Cifar10DataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         find_cifar10(Path(root))  # a clear error now rather than at the first batch
-        self.datasets: dict[str, TensorDataset] = {}
 
-    def setup(self, stage: str | None = None) -> None:  # noqa: D102
-        for split in ("train", "test"):
-            if split not in self.datasets:
-                self.datasets[split] = TensorDataset(*load_cifar10(self.hparams.root, split))
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-            drop_last=shuffle,
-        )
-
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("test")
-
-    def test_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("test")
+    def load_split(self, split: str) -> tuple[Tensor, Tensor]:  # noqa: D102
+        return load_cifar10(self.hparams.root, split)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert to floats in [0, 1] on the device; augment training batches."""

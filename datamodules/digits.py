@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
-from torch.utils.data import DataLoader, TensorDataset
+from torch import Tensor
 
+from datamodules.in_memory import InMemoryDataModule
 from inversion.data.digits import NUM_CLASSES, load_digits_split, random_translate
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """scikit-learn's 8x8 digits, resized, with a fixed seeded train/val/test split.
 
     1,257 / 180 / 360 images; labels 0..9; images in [0, 1] (the models normalise).
@@ -38,36 +38,9 @@ class DigitsDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         load_digits_split("val", image_size, channels)  # validates the arguments early
-        self.datasets: dict[str, TensorDataset] = {}
 
-    def setup(self, stage: str | None = None) -> None:  # noqa: D102
-        hp = self.hparams
-        for split in ("train", "val", "test"):
-            if split not in self.datasets:
-                images, labels = load_digits_split(split, hp.image_size, hp.channels)
-                self.datasets[split] = TensorDataset(images, labels)
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:  # noqa: D102
-        return self._loader("test")
+    def load_split(self, split: str) -> tuple[Tensor, Tensor]:  # noqa: D102
+        return load_digits_split(split, self.hparams.image_size, self.hparams.channels)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Randomly translate training batches on the device (vectorised)."""

@@ -1,0 +1,54 @@
+"""The base of DataModules whose splits are tensors in memory (digits, CIFAR-10)."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Splits held as ``(images, labels)`` tensors; one loader per stage.
+
+    Subclasses implement :meth:`load_split` and may map the stages to other splits with
+    :attr:`stage_splits` (e.g. validation on the test split). They save ``batch_size``
+    and ``num_workers`` as hyperparameters.
+    """
+
+    stage_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: dict[str, TensorDataset] = {}
+
+    def load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        """Images and labels of one split."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:  # noqa: D102
+        for split in sorted(set(self.stage_splits.values())):
+            if split not in self.datasets:
+                self.datasets[split] = TensorDataset(*self.load_split(split))
+
+    def _loader(self, stage: str) -> DataLoader:
+        self.setup()
+        shuffle = stage == "train"
+        return DataLoader(
+            self.datasets[self.stage_splits[stage]],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:  # noqa: D102
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:  # noqa: D102
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:  # noqa: D102
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:  # noqa: D102
+        return self._loader("predict")
