@@ -294,6 +294,14 @@ def test_module_trains_on_noise_and_evaluates_on_digits():
     assert float(trainer.callback_metrics["test/clean_acc"]) > 0.9
 
 
+def test_module_runs_under_bf16_autocast():
+    module = DominantPatterns(eps=EPS)
+    trainer = _trainer(fast_dev_run=True, precision="bf16-mixed")
+    trainer.fit(module, datamodule=FixedOrder(count=8, batch_size=8))
+    assert 0 < float(module.pattern.pattern.abs().max()) <= EPS + 1e-7
+    assert 0 <= float(trainer.callback_metrics["val/fooling_rate"]) <= 1
+
+
 def test_module_bad_input_is_one_clear_error():
     with pytest.raises(InversionError, match="Close names"):
         DominantPatterns(layer="stage_3")
