@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier
 from inversion.models.taps import resolve_module
+from inversion.models.weights import load_checkpoint_file
 
 OBJECTIVES = ("dominant", "sgd_uap", "cosine_uap", "gd_uap")
 LOGITS = "logits"
@@ -97,6 +99,20 @@ class UniversalPattern(nn.Module):
     def alone(self) -> Tensor:
         """The pattern as an image on its own: ``canvas + p`` (1 x C x H x W)."""
         return self.canvas + self.delta()
+
+    @torch.no_grad()
+    def load_from(self, path: str | Path) -> None:
+        """Take the pattern of a ``DominantPatterns`` checkpoint (loaded with weights_only)."""
+        state = load_checkpoint_file(path).get("state_dict", {})
+        saved = state.get("pattern.pattern")
+        if saved is None:
+            raise InversionError(f"{path} holds no pattern; give a DominantPatterns checkpoint.")
+        if saved.shape != self.pattern.shape:
+            raise InversionError(
+                f"The pattern in {path} has shape {tuple(saved.shape)}, this one "
+                f"{tuple(self.pattern.shape)}; set channels and image_size to match."
+            )
+        self.pattern.copy_(saved)
 
     @torch.no_grad()
     def picture(self) -> Tensor:

@@ -66,6 +66,9 @@ class DominantPatterns(BaseTask):
         weight_decay: Adam weight decay.
         transfer_to: Other classifier specs to attack with the same pattern (evaluation).
         channels_last: Run the classifier in channels-last memory format (GPUs).
+        pattern_from: Start from the pattern of another run's checkpoint, e.g. to test a
+            pattern found on one model against another (``test`` with this option instead
+            of ``--ckpt_path``, whose saved hyperparameters would replace the new ones).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class DominantPatterns(BaseTask):
         weight_decay: float = 1e-5,
         transfer_to: list[str] | None = None,
         channels_last: bool = False,
+        pattern_from: str | None = None,
     ) -> None:
         super().__init__()
 
@@ -107,6 +111,8 @@ class DominantPatterns(BaseTask):
         object.__setattr__(self, "classifier", classifier)  # not submodules: never saved
         object.__setattr__(self, "transfer_models", transfers)
         self.pattern = UniversalPattern(hp.channels, hp.image_size, hp.eps, hp.clip, hp.canvas)
+        if hp.pattern_from:
+            self.pattern.load_from(hp.pattern_from)
 
     def _frozen(self, model: ImageClassifier) -> ImageClassifier:
         model = model.freeze()

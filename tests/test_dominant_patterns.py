@@ -279,6 +279,10 @@ def test_module_checkpoint_resumes_the_same_run(tmp_path):
     torch.testing.assert_close(resumed.pattern.pattern, whole.pattern.pattern, rtol=0, atol=0)
     loaded = DominantPatterns.load_from_checkpoint(str(middle), weights_only=True)
     assert loaded.hparams.eps == EPS
+    elsewhere = DominantPatterns(classifier="digits:mlp", pattern_from=str(middle))
+    torch.testing.assert_close(elsewhere.pattern.pattern, saved["state_dict"]["pattern.pattern"])
+    with pytest.raises(InversionError, match="set channels and image_size to match"):
+        DominantPatterns(image_size=28, pattern_from=str(middle))
 
 
 def test_module_trains_on_noise_and_evaluates_on_digits():
