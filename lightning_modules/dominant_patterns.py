@@ -125,7 +125,7 @@ class DominantPatterns(BaseTask):
             models = {TARGET: self.classifier, **self.transfer_models}
             return nn.ModuleDict({name: PatternScores(m.num_classes) for name, m in models.items()})
 
-        self.scores = nn.ModuleDict({"val": scores(), "test": scores(), "predict": scores()})
+        self.scores = nn.ModuleDict({"val": scores(), "test": scores()})
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DominantPatterns:
         """Move the (unregistered) classifiers along with the module."""
@@ -179,8 +179,9 @@ class DominantPatterns(BaseTask):
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
         return self._evaluate(batch, "test")
 
-    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
-        return self._evaluate(batch, "predict")
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """The perturbed images ``x + p``."""
+        return self.pattern(self._images(batch))
 
     def _finish(self, stage: str) -> None:
         scores = self.scores[stage]
