@@ -16,12 +16,7 @@ from callbacks import ImageGrid, ImageMetrics
 from datamodules import ClassTargetsDataModule, DigitsDataModule, NoiseDataModule, ProxyDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
-from inversion.downstream import (
-    downstream_accuracy,
-    downstream_classifier,
-    relabel,
-    save_classifier,
-)
+from inversion.downstream import fit_head, relabel, replace_head, save_classifier
 from inversion.metrics import Dominance, FoolingRate, PatternScores, score_pattern, transfer_matrix
 from inversion.patterns import (
     OBJECTIVES,
@@ -96,12 +91,12 @@ def test_random_pattern_is_full_strength_signs():
 # --- the objectives -------------------------------------------------------------------------
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_every_objective_improves_within_the_ball(objective, cnn, digits):
-    images = digits[0][:16]
+    images = digits[0][:8]
     spec = PatternObjective(objective)
     pattern = UniversalPattern(1, 32, eps=EPS)
     optimizer = pattern_optimizer(pattern, lr=1e-2)
     losses = []
-    for _ in range(8):
+    for _ in range(5):
         pattern.project_()
         loss = spec(cnn, pattern, images)
         optimizer.zero_grad()
@@ -128,16 +123,16 @@ def _loader(images, labels, batch_size=16):
 
 def test_labels_are_never_used_and_gd_uap_uses_no_data(cnn, digits):
     images, labels = digits
-    images, labels = images[:32], labels[:32]
+    images, labels = images[:16], labels[:16]
     objective = PatternObjective("dominant")
-    found = find_pattern(cnn, _loader(images, labels), objective, eps=EPS, epochs=1)
-    shuffled = find_pattern(cnn, _loader(images, labels.flip(0)), objective, eps=EPS, epochs=1)
-    unlabelled = find_pattern(cnn, [images[:16], images[16:]], objective, eps=EPS, epochs=1)
+    found = find_pattern(cnn, _loader(images, labels, 8), objective, eps=EPS, epochs=1)
+    shuffled = find_pattern(cnn, _loader(images, labels.flip(0), 8), objective, eps=EPS, epochs=1)
+    unlabelled = find_pattern(cnn, [images[:8], images[8:]], objective, eps=EPS, epochs=1)
     torch.testing.assert_close(found.pattern, shuffled.pattern, rtol=0, atol=0)
     torch.testing.assert_close(found.pattern, unlabelled.pattern, rtol=0, atol=0)
     gd = PatternObjective("gd_uap")
-    on_digits = find_pattern(cnn, [images[:16]], gd, eps=EPS, epochs=2)
-    on_noise = find_pattern(cnn, [torch.rand(16, 1, 32, 32)], gd, eps=EPS, epochs=2)
+    on_digits = find_pattern(cnn, [images[:8]], gd, eps=EPS, epochs=2)
+    on_noise = find_pattern(cnn, [torch.rand(8, 1, 32, 32)], gd, eps=EPS, epochs=2)
     torch.testing.assert_close(on_digits.pattern, on_noise.pattern, rtol=0, atol=0)
 
 
@@ -171,9 +166,9 @@ def test_pattern_scores_report_accuracy_only_with_labels():
 
 
 def test_score_pattern_and_transfer_matrix(cnn):
-    images, labels = (t[:120] for t in load_digits_split("test"))
+    images, labels = (t[:60] for t in load_digits_split("test"))
     zero = UniversalPattern(1, 32, eps=EPS)
-    scores = score_pattern(cnn, zero, images, labels, batch_size=50)
+    scores = score_pattern(cnn, zero, images, labels, batch_size=25)
     assert scores["fooling_rate"] == 0
     assert (
         scores["clean_acc"]
@@ -230,9 +225,10 @@ def test_module_is_a_thin_shell_over_the_engine(tmp_path, cnn):
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="run")
     callbacks = [ImageGrid(per_class=2), ImageMetrics(verifiers=["digits:resnet"], feature=None)]
     trainer = _trainer(max_epochs=2, logger=logger, callbacks=callbacks, log_every_n_steps=2)
-    trainer.fit(module, datamodule=FixedOrder())
-    assert trainer.global_step == 8
-    engine = find_pattern(cnn, FixedOrder().train_dataloader(), PatternObjective(), EPS, epochs=2)
+    trainer.fit(module, datamodule=FixedOrder(count=32))
+    assert trainer.global_step == 4
+    loader = FixedOrder(count=32).train_dataloader()
+    engine = find_pattern(cnn, loader, PatternObjective(), EPS, epochs=2)
     torch.testing.assert_close(module.pattern.pattern, engine.pattern, rtol=1e-5, atol=1e-6)
     assert 0 < module.pattern.pattern.abs().max() <= EPS + 1e-7
     assert list(module.state_dict()) == ["pattern.pattern"]  # the classifiers are not saved
@@ -254,7 +250,7 @@ def test_module_is_a_thin_shell_over_the_engine(tmp_path, cnn):
     assert {"val/pattern", "val/images"} <= set(events.Tags()["images"])
     assert {"val/fooling_rate", "val/dominance", "train/loss"} <= set(events.Tags()["scalars"])
     pngs = sorted(p.name for p in (Path(trainer.log_dir) / "images").glob("*.png"))
-    assert "pattern-val-step8.png" in pngs and any(p.startswith("val-epoch") for p in pngs)
+    assert "pattern-val-step4.png" in pngs and any(p.startswith("val-epoch") for p in pngs)
 
     outputs = module.test_step(next(iter(FixedOrder().val_dataloader())), 0)
     assert outputs["images"].shape == (30, 1, 32, 32) and outputs["labels"].shape == (30,)
@@ -290,7 +286,7 @@ def test_module_trains_on_noise_and_evaluates_on_digits():
         NoiseDataModule(num_samples=32, batch_size=16), DigitsDataModule(batch_size=90)
     )
     module = DominantPatterns(objective="cosine_uap", layer="penultimate", eps=EPS)
-    trainer = _trainer(max_epochs=1)
+    trainer = _trainer(max_epochs=1, limit_val_batches=1, limit_test_batches=1)
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 2 and module.pattern.pattern.abs().max() > 0
     assert "val/clean_acc" in trainer.callback_metrics
@@ -325,7 +321,8 @@ def test_two_process_ddp_all_reduces_one_pattern():
     _trainer(max_epochs=1, limit_val_batches=0).fit(
         single, datamodule=FixedOrder(count=64, batch_size=16)
     )
-    torch.testing.assert_close(module.pattern.pattern, single.pattern.pattern, rtol=1e-4, atol=1e-6)
+    # equal up to float summation order (unsynchronised ranks would differ by ~1e-2)
+    torch.testing.assert_close(module.pattern.pattern, single.pattern.pattern, rtol=0, atol=1e-4)
     val_images, val_labels = (t[:VAL] for t in load_digits_split("val"))
     cnn = build_classifier("digits:cnn").freeze()
     expected = score_pattern(cnn, module.pattern, val_images, val_labels)
@@ -395,9 +392,14 @@ def test_downstream_head_learns_the_new_task_and_is_a_classifier_spec(tmp_path, 
     assert relabel(torch.arange(10), "parity").tolist() == [0, 1] * 5
     with pytest.raises(InversionError, match="choose one of"):
         relabel(torch.arange(10), "odd")
-    model = downstream_classifier("digits:cnn", "at_least_5", epochs=10)
-    assert model.num_classes == 2 and downstream_accuracy(model, "at_least_5") > 0.9
-    images = torch.rand(4, 1, 32, 32)
-    torch.testing.assert_close(model.penultimate(images), cnn.penultimate(images))  # frozen
+    model = build_classifier("digits:cnn")
+    head = replace_head(model, 2)
+    images, digits = load_digits_split("train")
+    fit_head(model, head, images[:256], relabel(digits[:256], "at_least_5"), epochs=10)
+    assert model.num_classes == 2 and not any(p.requires_grad for p in model.parameters())
+    val_images, val_digits = load_digits_split("val")
+    assert accuracy(model, val_images, relabel(val_digits, "at_least_5")) > 0.85
+    noise = torch.rand(4, 1, 32, 32)
+    torch.testing.assert_close(model.penultimate(noise), cnn.penultimate(noise))  # frozen
     rebuilt = build_classifier(str(save_classifier(model, tmp_path / "head.ckpt", "digits:cnn")))
-    torch.testing.assert_close(rebuilt(images), model(images))
+    torch.testing.assert_close(rebuilt(noise), model(noise))
