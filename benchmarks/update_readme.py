@@ -4,6 +4,7 @@
     python benchmarks/update_readme.py real_digits   # metrics of the real digits
     python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
     python benchmarks/update_readme.py robust_prior     # robust training, representation tools
+    python benchmarks/update_readme.py dominant_patterns  # universal patterns, transfer
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -61,11 +62,18 @@ def _robust_prior() -> str:
     return tables()
 
 
+def _dominant_patterns() -> str:
+    from dominant_patterns_table import tables
+
+    return tables()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
     "class_inversion": _class_inversion,
     "robust_prior": _robust_prior,
+    "dominant_patterns": _dominant_patterns,
 }
 
 

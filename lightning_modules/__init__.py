@@ -4,6 +4,7 @@ from lightning_modules import strategies  # noqa: F401  (registers ddp_independe
 from lightning_modules.base import BaseTask
 from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.dominant_patterns import DominantPatterns
 from lightning_modules.real_images import RealImages
 from lightning_modules.representation import RepresentationTools
 from lightning_modules.robust_classifier import RobustClassifierModule
@@ -12,6 +13,7 @@ __all__ = [
     "BaseTask",
     "ClassInversion",
     "ClassifierModule",
+    "DominantPatterns",
     "RealImages",
     "RepresentationTools",
     "RobustClassifierModule",

@@ -1,0 +1,217 @@
+"""Dominant patterns and label-free universal adversarial patterns as a LightningModule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.utils import save_image
+
+from inversion.metrics.features import short_name
+from inversion.metrics.fooling import PatternScores, pattern_logits
+from inversion.models import ImageClassifier, build_classifier
+from inversion.patterns import (
+    DEFAULT_EPS,
+    LOGITS,
+    PatternObjective,
+    UniversalPattern,
+    pattern_optimizer,
+    proxy_images,
+)
+from lightning_modules.base import BaseTask
+
+TARGET = "target"  # the attacked classifier among the scored ones
+PICTURE_SIDE = 128  # the pattern is shown magnified to at least this many pixels
+
+
+class DominantPatterns(BaseTask):
+    """Optimise one universal pattern against a frozen classifier; the pattern is the parameter.
+
+    Training batches are proxy images from any DataModule (their labels are never read;
+    noise works: ``NoiseDataModule``, or ``ProxyDataModule`` to train on one DataModule and
+    evaluate on another). Validation/test batches ``(images, labels)`` give
+    ``fooling_rate`` (prediction changed vs the clean prediction), ``dominance``
+    (prediction(x + p) = prediction(p)), ``clean_acc`` and ``perturbed_acc`` (labels -1
+    ignored), and ``fooling_rate_<spec>``/``dominance_<spec>`` for each classifier in
+    ``transfer_to``; the steps return ``{"images": x + p, "labels": y}`` so that
+    ``ImageMetrics`` verifiers measure the attack on other models and ``ImageGrid`` shows
+    perturbed examples. The pattern itself goes to TensorBoard (``val/pattern``,
+    ``test/pattern``) and to ``<run>/images/`` as ``p / (2 eps) + 0.5``.
+
+    Under DDP plain ``ddp`` all-reduces the pattern's gradient: one pattern, data sharded.
+    The classifiers are frozen and never saved in checkpoints (rebuilt from their specs).
+
+    Args:
+        classifier: The attacked classifier's spec.
+        weights: Local weights file for the classifier.
+        pretrained: Download pretrained classifier weights (timm/torchvision).
+        classifier_num_classes: Classes of the classifier's head (default: its own).
+        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
+        objective: ``dominant`` (1 - cos(f(p), f(x + p))), or a baseline: ``sgd_uap``
+            (cross-entropy away from the clean prediction), ``cosine_uap``
+            (cos(f(x + p), f(x))) or ``gd_uap`` (data-free: log activation norms of the
+            pattern alone).
+        layer: ``f`` of ``dominant``/``cosine_uap``: ``logits``, ``penultimate`` or a
+            module name (``ImageClassifier.layer_names()``).
+        layers: The layers of ``gd_uap`` (default: the classifier's feature layers).
+        eps: L-inf radius of the pattern in [0, 1] pixel units (10/255 = 0.0392).
+        clip: Clip ``x + p`` to [0, 1].
+        canvas: The pattern alone is the image ``canvas + p`` (0: raw pattern).
+        image_size: Side of the pattern (the images' side).
+        channels: Channels of the pattern (the images' channels).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        transfer_to: Other classifier specs to attack with the same pattern (evaluation).
+        channels_last: Run the classifier in channels-last memory format (GPUs).
+        pattern_from: Start from the pattern of another run's checkpoint, e.g. to test a
+            pattern found on one model against another (``test`` with this option instead
+            of ``--ckpt_path``, whose saved hyperparameters would replace the new ones).
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:cnn",
+        weights: str | None = None,
+        pretrained: bool | None = None,
+        classifier_num_classes: int | None = None,
+        input_size: int | None = None,
+        objective: str = "dominant",
+        layer: str = LOGITS,
+        layers: list[str] | None = None,
+        eps: float = DEFAULT_EPS,
+        clip: bool = True,
+        canvas: float = 0.0,
+        image_size: int = 32,
+        channels: int = 1,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-5,
+        transfer_to: list[str] | None = None,
+        channels_last: bool = False,
+        pattern_from: str | None = None,
+    ) -> None:
+        super().__init__()
+
+    def configure_models(self) -> None:  # noqa: D102
+        hp = self.hparams
+        classifier = self._frozen(
+            build_classifier(
+                hp.classifier,
+                num_classes=hp.classifier_num_classes,
+                input_size=hp.input_size,
+                pretrained=hp.pretrained,
+                weights=hp.weights,
+            )
+        )
+        self.objective = PatternObjective(hp.objective, hp.layer, tuple(hp.layers or ()))
+        self.objective.check(classifier)
+        transfers = {short_name(s): self._frozen(build_classifier(s)) for s in hp.transfer_to or []}
+        object.__setattr__(self, "classifier", classifier)  # not submodules: never saved
+        object.__setattr__(self, "transfer_models", transfers)
+        self.pattern = UniversalPattern(hp.channels, hp.image_size, hp.eps, hp.clip, hp.canvas)
+        if hp.pattern_from:
+            self.pattern.load_from(hp.pattern_from)
+
+    def _frozen(self, model: ImageClassifier) -> ImageClassifier:
+        model = model.freeze()
+        if self.hparams.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def configure_metrics(self) -> None:  # noqa: D102
+        def scores() -> nn.ModuleDict:
+            models = {TARGET: self.classifier, **self.transfer_models}
+            return nn.ModuleDict({name: PatternScores(m.num_classes) for name, m in models.items()})
+
+        self.scores = nn.ModuleDict({"val": scores(), "test": scores()})
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DominantPatterns:
+        """Move the (unregistered) classifiers along with the module."""
+        super()._apply(fn, *args, **kwargs)
+        for model in (self.classifier, *self.transfer_models.values()):
+            model._apply(fn, *args, **kwargs)
+        return self
+
+    # --- optimisation -----------------------------------------------------------------
+    def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
+        return pattern_optimizer(self.pattern, self.hparams.lr, self.hparams.weight_decay)
+
+    def _images(self, batch: Any) -> Tensor:
+        images = proxy_images(batch)
+        self.pattern.check(images)
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def on_train_start(self) -> None:
+        """Start inside the L-inf ball (also when resuming)."""
+        self.pattern.project_()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """One step on proxy images; their labels are never read."""
+        loss = self.objective(self.classifier, self.pattern, self._images(batch))
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Adam's step, then the projection back into the L-inf ball."""
+        super().optimizer_step(*args, **kwargs)
+        self.pattern.project_()
+
+    # --- evaluation ---------------------------------------------------------------------
+    def _evaluate(self, batch: Any, stage: str) -> dict[str, Tensor]:
+        images = self._images(batch)
+        labels = batch[1] if isinstance(batch, (list, tuple)) and len(batch) > 1 else None
+        scores = self.scores[stage]
+        scores[TARGET].update(*pattern_logits(self.classifier, self.pattern, images), labels)
+        for name, model in self.transfer_models.items():
+            scores[name].update(*pattern_logits(model, self.pattern, images))
+        produced = {"images": self.pattern(images).detach()}
+        if labels is not None:
+            produced["labels"] = labels
+        return produced
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
+        return self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """The perturbed images ``x + p``."""
+        return self.pattern(self._images(batch))
+
+    def _finish(self, stage: str) -> None:
+        scores = self.scores[stage]
+        if not scores[TARGET].fooling_rate.update_called:
+            return
+        for name, part in scores.items():
+            for key, value in part.compute().items():
+                suffix = f"_{name}" if name != TARGET else ""
+                self.log(f"{stage}/{key}{suffix}", value, sync_dist=False)
+            part.reset()
+        self._show_pattern(stage)
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._finish("val")
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._finish("test")
+
+    def _show_pattern(self, stage: str) -> None:
+        """The amplified pattern to TensorBoard and to a PNG in the run's images folder."""
+        trainer = self.trainer
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        picture = self.pattern.picture().float().cpu()
+        scale = max(1, -(-PICTURE_SIDE // picture.shape[-1]))
+        picture = F.interpolate(picture, scale_factor=scale, mode="nearest")[0]
+        logger = trainer.logger
+        if logger is not None and hasattr(logger.experiment, "add_image"):
+            logger.experiment.add_image(f"{stage}/pattern", picture, trainer.global_step)
+        if logger is not None:
+            root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+            root.mkdir(parents=True, exist_ok=True)
+            save_image(picture, root / f"pattern-{stage}-step{trainer.global_step}.png")
