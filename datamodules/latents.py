@@ -106,10 +106,14 @@ class ResumableLoader(DataLoader):
     def __iter__(self) -> Iterator[Any]:
         sampler: EpochKeys = self.sampler
         self.delivered = sampler.skip
-        for batch in super().__iter__():
+        batches = super().__iter__()  # reads the sampler's keys (and its skip) now
+        sampler.skip = 0  # a resumed prefix is skipped once, in the resumed epoch only
+        return self._count(batches)
+
+    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
             self.delivered += 1
             yield batch
-        sampler.skip = 0
 
     def state_dict(self) -> dict[str, int]:
         """Epoch and batches delivered in it."""
