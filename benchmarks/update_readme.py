@@ -3,6 +3,7 @@
     python benchmarks/update_readme.py zoo           # the embedded digits zoo
     python benchmarks/update_readme.py real_digits   # metrics of the real digits
     python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
+    python benchmarks/update_readme.py conditioned_generator  # network inversion, ablation
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -54,10 +55,17 @@ def _class_inversion() -> str:
     return tables()
 
 
+def _conditioned_generator() -> str:
+    from conditioned_generator_table import tables
+
+    return tables()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
     "class_inversion": _class_inversion,
+    "conditioned_generator": _conditioned_generator,
 }
 
 

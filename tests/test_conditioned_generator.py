@@ -427,7 +427,7 @@ def small_paper_config(config: Path, tmp_path: Path) -> Path:
     """
     data = yaml.safe_load(config.read_text())
     model = data["model"]["init_args"]
-    model.update(pretrained=False, latent_dim=8, width=2, max_width=8, image_size=32)
+    model.update(pretrained=False, weights=None, latent_dim=8, width=2, max_width=8, image_size=32)
     data["data"]["init_args"].update(batch_size=4, val_per_class=1)
     data["trainer"]["callbacks"] = [
         c for c in data["trainer"]["callbacks"] if not c["class_path"].endswith("ImageMetrics")
