@@ -90,7 +90,7 @@ def test_generator_sizes_for_224_px_and_other_sizes():
     with pytest.raises(InversionError, match="choose e.g."):
         upsampling_plan(100 * 3)
     generator = ConditionedGenerator(1000, 224, 3, latent_dim=16, width=4, max_width=16)
-    assert generator.inject_at == 3  # the 32 x 32 matrix joins at 56 x 56
+    assert generator.matrix_size == 32  # 1000 classes: row c // 32, column c % 32
     images = generator.sample(torch.tensor([5, 999]))
     assert images.shape == (2, 3, 224, 224)
 
