@@ -363,60 +363,56 @@ def test_adversarial_samples_follow_the_rule():
         adversarial_samples(target, [], images, labels)
 
 
-def test_generate_writes_folders_that_evaluate_scores(tmp_path):
-    module = _module()
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    _trainer(
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> str:
+    """The last.ckpt of a two-step run."""
+    folder = tmp_path_factory.mktemp("generator")
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
+    trainer = _trainer(
         max_steps=2, limit_val_batches=0, enable_checkpointing=True, callbacks=[checkpoint]
-    ).fit(module, datamodule=_data())
-    ckpt = str(tmp_path / "ckpt" / "last.ckpt")
-    generator = generator_from_checkpoint(ckpt)
+    )
+    trainer.fit(_module(), datamodule=_data())
+    return str(folder / "last.ckpt")
+
+
+def test_generate_writes_folders_that_evaluate_scores(trained_checkpoint, tmp_path):
+    generator = generator_from_checkpoint(trained_checkpoint)
     images, labels = sample_classes(generator, [2, 5], per_class=3, seed=1)
     again, _ = sample_classes(generator, [2, 5], per_class=3, seed=1)
     torch.testing.assert_close(images, again)  # seeded, dropout included
     assert labels.tolist() == [2, 2, 2, 5, 5, 5]
     out = tmp_path / "samples"
-    summary = generate.main(["--ckpt", ckpt, "--out", str(out), "--per-class", "2"])
+    summary = generate.main(["--ckpt", trained_checkpoint, "--out", str(out), "--per-class", "2"])
     assert summary["samples"] == 20
     assert sorted(p.name for p in (out / "images").iterdir()) == [str(c) for c in range(10)]
     assert (out / "sheet.png").is_file()
     results = tmp_path / "results"
-    evaluate.main(
-        [
-            "folder",
-            str(out / "images"),
-            "--verifiers",
-            "digits:mlp",
-            "--feature",
-            "none",
-            "--out",
-            str(results),
-            "--name",
-            "g",
-        ]
-    )
+    options = ["--verifiers", "digits:mlp", "--feature", "none", "--out", str(results)]
+    evaluate.main(["folder", str(out / "images"), *options, "--name", "g"])
     scored = json.loads((results / "g.json").read_text())
     assert scored["metrics"]["images"] == 20
     with pytest.raises(InversionError, match="not empty"):
         write_class_folders(images, labels, out)
 
 
-def test_generate_adversarial_mode(tmp_path):
-    module = _module()
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    _trainer(
-        max_steps=1, limit_val_batches=0, enable_checkpointing=True, callbacks=[checkpoint]
-    ).fit(module, datamodule=_data())
-    ckpt = str(tmp_path / "ckpt" / "last.ckpt")
+def test_generate_adversarial_mode(trained_checkpoint, tmp_path):
     with pytest.raises(InversionError, match="needs --verifiers"):
-        generate.main(["--ckpt", ckpt, "--out", str(tmp_path / "a"), "--adversarial"])
-    generator = generator_from_checkpoint(ckpt)
-    images, labels = sample_classes(generator, range(10), per_class=4)
+        generate.main(["--ckpt", trained_checkpoint, "--out", str(tmp_path / "a"), "--adversarial"])
+    generator = generator_from_checkpoint(trained_checkpoint)
+    images, labels = sample_classes(generator, range(10), per_class=4, seed=3)
     target = build_classifier("digits:cnn").freeze()
     verifier = build_classifier("digits:mlp").freeze()
     found = adversarial_samples(target, [verifier], images, labels)
     expected = (target(images).argmax(1) == labels) & (verifier(images).argmax(1) != labels)
     assert torch.equal(found["adversarial"], expected)
+    assert expected.any()  # else the command below has nothing to write
+    out = tmp_path / "adv"
+    options = ["--per-class", "4", "--seed", "3", "--verifiers", "digits:mlp"]
+    summary = generate.main(
+        ["--ckpt", trained_checkpoint, "--out", str(out), "--adversarial", *options]
+    )
+    assert summary["adversarial"] == int(expected.sum()) == len(list(out.glob("images/*/*.png")))
+    assert summary["adversarial_rate"] == pytest.approx(float(expected.float().mean()))
 
 
 # --- configs ----------------------------------------------------------------------------
