@@ -91,12 +91,12 @@ class GeneratorLoss:
 
     kl: float = 1.0
     ce: float = 1.0
-    cosine: float = 1.0
+    cosine: float = 5.0
     orthogonality: float = 0.0
     tv_l2: float = 0.0
     l2: float = 0.0
     feature_layer: str = PENULTIMATE
-    cosine_pairs: str = "all"
+    cosine_pairs: str = "same_class"
 
     def __post_init__(self) -> None:
         if self.cosine_pairs not in COSINE_PAIRS:

@@ -53,7 +53,7 @@ class Condition:
     target: Tensor
 
 
-def soft_vector(labels: Tensor, noise: Tensor, scale: float = 1.0) -> Tensor:
+def soft_vector(labels: Tensor, noise: Tensor, scale: float = 6.0) -> Tensor:
     """A random probability vector per label whose argmax is the label.
 
     The largest entry of ``noise`` is swapped with the entry at the label, then
@@ -183,11 +183,11 @@ class ConditionedGenerator(nn.Module):
         channels: int = 1,
         latent_dim: int = 64,
         conditioning: str = "vector_matrix",
-        width: int = 32,
+        width: int = 16,
         max_width: int = 512,
         dropout: float = 0.5,
         dropout_at_sampling: bool = True,
-        soft_scale: float = 1.0,
+        soft_scale: float = 6.0,
         matrix_size: int | None = None,
     ) -> None:
         super().__init__()

@@ -292,18 +292,18 @@ def test_bad_pairings_and_layers_are_clear_errors():
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    every_3 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=3, save_top_k=-1)
+    every_2 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
     whole = _module()
     trainer = _trainer(
-        max_steps=6, limit_val_batches=0, enable_checkpointing=True, callbacks=[every_3]
+        max_steps=5, limit_val_batches=0, enable_checkpointing=True, callbacks=[every_2]
     )
-    trainer.fit(whole, datamodule=_data(batches_per_epoch=5))
-    middle = tmp_path / "epoch=0-step=3.ckpt"  # inside the first epoch of 5 batches
+    trainer.fit(whole, datamodule=_data(batches_per_epoch=3))
+    middle = tmp_path / "epoch=0-step=2.ckpt"  # inside the first epoch of 3 batches
     saved = torch.load(middle, weights_only=True)
     assert not any(k.startswith("classifier") for k in saved["state_dict"])
     resumed = _module()
-    _trainer(max_steps=6, limit_val_batches=0).fit(
-        resumed, datamodule=_data(batches_per_epoch=5), ckpt_path=str(middle)
+    _trainer(max_steps=5, limit_val_batches=0).fit(  # rest of epoch 0, then into epoch 1
+        resumed, datamodule=_data(batches_per_epoch=3), ckpt_path=str(middle)
     )
     for key, value in whole.generator.state_dict().items():
         torch.testing.assert_close(resumed.generator.state_dict()[key], value, rtol=0, atol=0)
