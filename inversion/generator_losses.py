@@ -142,7 +142,7 @@ class GeneratorLoss:
             target: N x K conditioning vectors (probabilities).
 
         Returns:
-            ``(loss, parts)``: parts hold each active weighted term and, detached,
+            ``(loss, parts)``: parts hold each active weighted term (detached), and
             ``target_acc`` (the fraction the classifier assigns to the label) and
             ``cosine_similarity`` (unweighted mean pairwise cosine, when features are on).
         """
@@ -164,6 +164,7 @@ class GeneratorLoss:
         if self.l2:
             parts["l2"] = self.l2 * l2_prior(images.float())
         loss = sum(parts.values())
+        parts = {k: v.detach() for k, v in parts.items()}
         with torch.no_grad():
             parts["target_acc"] = (logits.argmax(1) == labels).float().mean()
             if features is not None:
