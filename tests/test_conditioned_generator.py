@@ -456,3 +456,34 @@ def test_paper_configs_run_at_a_small_size(config, tmp_path, monkeypatch):
         ]
     )
     assert cli.trainer.global_step == 1
+
+
+def test_digits_config_logs_grids_and_metrics_to_tensorboard(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    cli = train.main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs/digits/conditioned_generator.yaml"),
+            "--trainer.max_epochs=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.log_every_n_steps=1",
+            "--data.init_args.batches_per_epoch=2",
+            "--data.init_args.batch_size=20",
+            "--data.init_args.val_per_class=2",
+            "--model.init_args.width=8",
+        ]
+    )
+    log_dir = Path(cli.trainer.log_dir)
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"val/target_top1", "val/feature_cosine", "val/top1_verifiers", "train/loss"} <= scalars
+    assert "val/fid_digits-resnet" in scalars
+    assert "val/images" in events.Tags()["images"]
+    assert list((log_dir / "images").glob("val-*.png"))
+    assert (log_dir / "checkpoints" / "last.ckpt").is_file()
