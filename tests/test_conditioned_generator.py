@@ -316,24 +316,26 @@ def test_bf16_autocast_runs(tmp_path):
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
 
 
-def test_two_process_ddp_keeps_the_generators_in_sync(tmp_path):
+def test_two_process_ddp_trains_validates_and_checkpoints(tmp_path):
     module = _module()
     every = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
     trainer = _trainer(
         devices=2,
         strategy="ddp_spawn",
-        max_steps=2,
-        limit_val_batches=1,
+        max_epochs=1,
         enable_checkpointing=True,
         callbacks=[every],
     )
-    trainer.fit(module, datamodule=_data())
+    trainer.fit(module, datamodule=_data(batches_per_epoch=2))  # 2 x 10 validation samples
     generator = generator_from_checkpoint(tmp_path / "last.ckpt")
     assert generator(
         torch.randn(2, 8), generator.encode(torch.tensor([0, 1]), torch.randn(2, 10))
     ).shape == (2, 1, 32, 32)
     state = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert state["global_step"] == 2
+    # the diversity and accuracy states were synced over both processes' samples
+    assert 0.0 <= float(trainer.callback_metrics["val/target_top1"]) <= 1.0
+    assert torch.isfinite(trainer.callback_metrics["val/feature_cosine"])
 
 
 # --- applications -----------------------------------------------------------------------
