@@ -77,7 +77,7 @@ class ConditionedGeneratorInversion(BaseTask):
         image_size: int = 32,
         channels: int = 1,
         latent_dim: int = 64,
-        conditioning: str = "vector_matrix",
+        conditioning: str = "matrix",
         width: int = 16,
         max_width: int = 512,
         dropout: float = 0.5,
