@@ -5,6 +5,7 @@
     python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
     python benchmarks/update_readme.py robust_prior     # robust training, representation tools
     python benchmarks/update_readme.py dominant_patterns  # universal patterns, transfer
+    python benchmarks/update_readme.py conditioned_generator  # network inversion, ablation
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -68,12 +69,19 @@ def _dominant_patterns() -> str:
     return tables()
 
 
+def _conditioned_generator() -> str:
+    from conditioned_generator_table import tables
+
+    return tables()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
     "class_inversion": _class_inversion,
     "robust_prior": _robust_prior,
     "dominant_patterns": _dominant_patterns,
+    "conditioned_generator": _conditioned_generator,
 }
 
 

@@ -3,6 +3,7 @@
 from datamodules.cifar import Cifar10DataModule
 from datamodules.digits import DigitsDataModule
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, scan_image_folder
+from datamodules.latents import LatentsDataModule
 from datamodules.proxy import ProxyDataModule
 from datamodules.sampling import ShardedSampler
 from datamodules.synthetic import ClassTargetsDataModule, NoiseDataModule
@@ -13,6 +14,7 @@ __all__ = [
     "DigitsDataModule",
     "ImageFolderDataModule",
     "ImageFolderDataset",
+    "LatentsDataModule",
     "NoiseDataModule",
     "ProxyDataModule",
     "ShardedSampler",

@@ -4,6 +4,7 @@ from lightning_modules import strategies  # noqa: F401  (registers ddp_independe
 from lightning_modules.base import BaseTask
 from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.conditioned_generator import ConditionedGeneratorInversion
 from lightning_modules.dominant_patterns import DominantPatterns
 from lightning_modules.real_images import RealImages
 from lightning_modules.representation import RepresentationTools
@@ -13,6 +14,7 @@ __all__ = [
     "BaseTask",
     "ClassInversion",
     "ClassifierModule",
+    "ConditionedGeneratorInversion",
     "DominantPatterns",
     "RealImages",
     "RepresentationTools",

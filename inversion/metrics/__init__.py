@@ -1,5 +1,6 @@
-"""Metrics on produced images: feature extractors, FID, Inception Score (torchmetrics-style)."""
+"""Metrics on produced images: feature extractors, FID, IS, diversity (torchmetrics-style)."""
 
+from inversion.metrics.diversity import ClassDiversity
 from inversion.metrics.features import (
     ClassifierFeatures,
     FeatureExtractor,
@@ -17,6 +18,7 @@ from inversion.metrics.fooling import (
 from inversion.metrics.inception_score import InceptionScore, inception_score
 
 __all__ = [
+    "ClassDiversity",
     "ClassifierFeatures",
     "Dominance",
     "FoolingRate",

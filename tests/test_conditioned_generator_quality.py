@@ -1,0 +1,51 @@
+"""Slow quality checks of the conditioned generator on digits (python -m pytest -m slow).
+
+They compute what the README's conditioned-generator table reports, with the same run
+function and budget; the trained generators are cached and shared with the table command
+(``python benchmarks/update_readme.py conditioned_generator``), so after it (or a first
+slow run) only the scoring runs.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from conditioned_generator_table import DEFAULTS, PLAIN, run  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def plain() -> dict[str, float]:
+    """One-hot conditioning, no dropout, no cosine term, on digits:cnn."""
+    return run("digits:cnn", PLAIN)
+
+
+@pytest.fixture(scope="module")
+def defaults() -> dict[str, float]:
+    """The module's defaults (hidden encoding, dropout, cosine term) on digits:cnn."""
+    return run("digits:cnn", DEFAULTS)
+
+
+@pytest.mark.parametrize("target", ["digits:vit", "digits:mlp"])
+def test_defaults_reach_the_target_classes_on_other_architectures(target):
+    metrics = run(target, DEFAULTS)
+    assert metrics["target_top1"] > 0.8
+    assert metrics["top1_verifiers"] > 0.15  # chance is 0.10
+
+
+def test_defaults_keep_target_accuracy_and_are_more_diverse_than_plain(plain, defaults):
+    assert defaults["target_top1"] >= plain["target_top1"] - 0.05
+    assert defaults["feature_cosine"] < plain["feature_cosine"] - 0.02
+
+
+def test_dropout_spreads_the_samples_of_a_class(plain):
+    dropout = run("digits:cnn", {**PLAIN, "dropout": 0.5})
+    assert dropout["pixel_distance"] > plain["pixel_distance"] + 0.03
+    assert dropout["target_top1"] > 0.9
+
+
+def test_most_accepted_samples_are_adversarial_for_the_verifiers(defaults):
+    assert defaults["adversarial_rate"] > 0.3
