@@ -49,6 +49,16 @@ def pair_grid(images: Tensor, originals: Tensor, per_row: int, upscale: int = 1)
     return class_grid(torch.cat(rows), None, per_row, upscale)
 
 
+def depth_grid(originals: Tensor, by_depth: list[Tensor], upscale: int = 1) -> Tensor:
+    """One row per image: the original, then its reconstruction from each depth in order.
+
+    Returns a 3 x H x W tensor in [0, 1].
+    """
+    columns = [originals.float().cpu(), *(images.float().cpu() for images in by_depth)]
+    cells = torch.stack(columns, dim=1).flatten(0, 1)
+    return class_grid(cells, None, len(columns), upscale)
+
+
 class ImageGrid(pl.Callback):
     """Show produced images per class in TensorBoard and write them as PNG files.
 

@@ -4,6 +4,7 @@ from datamodules.digits import DigitsDataModule
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, scan_image_folder
 from datamodules.sampling import ShardedSampler
 from datamodules.synthetic import ClassTargetsDataModule, NoiseDataModule
+from datamodules.synthetic_images import SyntheticImagesDataModule, check_synthetic_training
 
 __all__ = [
     "ClassTargetsDataModule",
@@ -12,5 +13,7 @@ __all__ = [
     "ImageFolderDataset",
     "NoiseDataModule",
     "ShardedSampler",
+    "SyntheticImagesDataModule",
+    "check_synthetic_training",
     "scan_image_folder",
 ]

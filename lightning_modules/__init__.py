@@ -4,6 +4,13 @@ from lightning_modules import strategies  # noqa: F401  (registers ddp_independe
 from lightning_modules.base import BaseTask
 from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.layerwise import LayerwiseInversion
 from lightning_modules.real_images import RealImages
 
-__all__ = ["BaseTask", "ClassInversion", "ClassifierModule", "RealImages"]
+__all__ = [
+    "BaseTask",
+    "ClassInversion",
+    "ClassifierModule",
+    "LayerwiseInversion",
+    "RealImages",
+]
