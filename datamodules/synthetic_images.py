@@ -17,16 +17,17 @@ resumed run continues at its global step, so checkpoints resume exactly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from datamodules.image_folder import ImageFolderDataset
-from datamodules.sampling import ShardedSampler, world_and_rank
+from datamodules.sampling import world_and_rank
 from datamodules.synthetic import NoiseDataset
 from inversion.data.digits import SPLITS, load_digits_split
 from inversion.data.image_files import scan_image_folder
@@ -37,27 +38,46 @@ from inversion.errors import InversionError
 NO_LABEL = -1
 
 
+class StepSampler(DistributedSampler):
+    """Steps ``start``..``length - 1`` of a step-indexed dataset, with length ``length``.
+
+    Reporting the whole length keeps Lightning's batch count right when a run resumes
+    mid-epoch (it restores how many batches were done); being a ``DistributedSampler``
+    keeps Lightning from replacing it (the batches are already per rank).
+    """
+
+    def __init__(self, dataset: Dataset, start: int) -> None:
+        super().__init__(dataset, num_replicas=1, rank=0, shuffle=False)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, len(self.dataset)))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
 class NoiseBatches(Dataset):
-    """Item i is the noise batch of step ``start + i`` (seeded by seed, rank and step)."""
+    """Item s is the noise batch of training step s (seeded by seed, rank and step)."""
 
     def __init__(
         self, kind: str, shape: tuple[int, int, int], batch_size: int, length: int, seed: int
     ) -> None:
         self.kind, self.shape, self.batch_size = kind, shape, batch_size
-        self.length, self.seed, self.start = length, seed, 0
+        self.length, self.seed = length, seed
 
     def __len__(self) -> int:
-        return max(self.length - self.start, 0)
+        return self.length
 
     def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.start + item)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + item)
         channels, size, _ = self.shape
         images = noise_images(self.kind, self.batch_size, channels, size, generator)
         return images, torch.full((self.batch_size,), NO_LABEL)
 
 
 class FolderBatches(Dataset):
-    """Item i is the batch of step ``start + i`` drawn from stamped synthesised images.
+    """Item s is the batch of training step s, drawn from stamped synthesised images.
 
     Every epoch over the images is a fresh permutation seeded by (seed, epoch).
     """
@@ -69,14 +89,14 @@ class FolderBatches(Dataset):
                 f"batch of {batch_size}; synthesise more or lower batch_size."
             )
         self.images, self.batch_size = images, batch_size
-        self.length, self.seed, self.start = length, seed, 0
+        self.length, self.seed = length, seed
         self.per_epoch = len(images) // batch_size
 
     def __len__(self) -> int:
-        return max(self.length - self.start, 0)
+        return self.length
 
     def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
-        epoch, index = divmod(self.start + item, self.per_epoch)
+        epoch, index = divmod(item, self.per_epoch)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.images), generator=generator)
         picked = order[index * self.batch_size : (index + 1) * self.batch_size].tolist()
@@ -193,12 +213,11 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
             dataset: Dataset = NoiseBatches(hp.source, shape, hp.batch_size, self.steps, seed)
         else:
             dataset = FolderBatches(self._folder_images(True), hp.batch_size, self.steps, seed)
-        dataset.start = self.trainer.global_step if self.trainer is not None else 0
-        # batches are already per rank: a one-replica sampler keeps Lightning's away
+        start = self.trainer.global_step if self.trainer is not None else 0
         return DataLoader(
             dataset,
             batch_size=None,
-            sampler=ShardedSampler(dataset, num_replicas=1, rank=0),
+            sampler=StepSampler(dataset, start),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
         )
