@@ -228,7 +228,12 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
             dataset = _evaluation_dataset(hp.evaluate_on, hp.image_size, hp.channels)
         elif self.is_noise:
             dataset = NoiseDataset(
-                hp.source, hp.num_val_images, hp.channels, hp.image_size, hp.seed + seed_offset, 0.25
+                hp.source,
+                hp.num_val_images,
+                hp.channels,
+                hp.image_size,
+                hp.seed + seed_offset,
+                0.25,
             )
         else:
             dataset = self._folder_images(False)

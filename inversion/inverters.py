@@ -61,9 +61,7 @@ class BlockOptions:
         if self.norm not in NORMS:
             raise InversionError(f"Unknown norm {self.norm!r}; choose one of {NORMS}.")
         if self.upsample not in UPSAMPLING:
-            raise InversionError(
-                f"Unknown upsample {self.upsample!r}; choose one of {UPSAMPLING}."
-            )
+            raise InversionError(f"Unknown upsample {self.upsample!r}; choose one of {UPSAMPLING}.")
         if self.width <= 0 or self.min_width < 1 or self.max_width < self.min_width:
             raise InversionError(
                 "width must be positive and 1 <= min_width <= max_width; got "
@@ -109,8 +107,11 @@ def _conv_norm_relu(c_in: int, c_out: int, norm: str, kernel: int = 3) -> nn.Seq
 
 
 class ConvInverse(nn.Module):
-    """Map C x H x W to C' x H' x W', mirroring a conv block: a 1x1 projection and 3x3
-    convolutions at the input's resolution, a resize, and a 3x3 output convolution."""
+    """Map C x H x W to C' x H' x W', mirroring a convolutional block.
+
+    A 1x1 projection and 3x3 convolutions at the input's resolution, a resize to the
+    output's, and a 3x3 output convolution.
+    """
 
     def __init__(self, in_shape: Shape, out_shape: Shape, options: BlockOptions) -> None:
         super().__init__()
@@ -190,8 +191,11 @@ class VectorToTokens(nn.Module):
 
 
 class TokensToMap(nn.Module):
-    """Map T x D patch tokens to C x H x W: drop leading tokens, lay the patches on their grid
-    (un-patchify), then a :class:`ConvInverse`."""
+    """Map T x D patch tokens to C x H x W.
+
+    Drop the leading (class) token, lay the patches on their grid (un-patchify), then a
+    :class:`ConvInverse`.
+    """
 
     def __init__(self, in_shape: Shape, out_shape: Shape, options: BlockOptions) -> None:
         super().__init__()

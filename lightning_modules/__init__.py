@@ -4,6 +4,8 @@ from lightning_modules import strategies  # noqa: F401  (registers ddp_independe
 from lightning_modules.base import BaseTask
 from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.gan import DCGANModule
+from lightning_modules.gan_inversion import GANInversion
 from lightning_modules.layerwise import LayerwiseInversion
 from lightning_modules.real_images import RealImages
 
@@ -11,6 +13,8 @@ __all__ = [
     "BaseTask",
     "ClassInversion",
     "ClassifierModule",
+    "DCGANModule",
+    "GANInversion",
     "LayerwiseInversion",
     "RealImages",
 ]

@@ -10,7 +10,6 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from datamodules.synthetic_images import check_synthetic_training
-from inversion.errors import InversionError
 from inversion.inverters import BlockOptions, InverterStack, export_inverter
 from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
 from inversion.metrics.reconstruction import psnr
@@ -91,7 +90,9 @@ class LayerwiseInversion(BaseTask):
             weights=hp.weights,
         ).freeze()
         self.layers = list(hp.layers) if hp.layers else default_layers(classifier)
-        blocks = split_classifier(classifier, self.layers, (hp.channels, hp.image_size, hp.image_size))
+        blocks = split_classifier(
+            classifier, self.layers, (hp.channels, hp.image_size, hp.image_size)
+        )
         object.__setattr__(self, "blocks", blocks)  # frozen, shares the classifier: never saved
         object.__setattr__(self, "classifier", classifier)
         self.inverter = InverterStack(blocks.shapes, BlockOptions.from_dict(hp.block))
@@ -107,7 +108,9 @@ class LayerwiseInversion(BaseTask):
         self.loss_weights = LossWeights.from_dict(hp.loss_weights)
 
     def configure_metrics(self) -> None:  # noqa: D102
-        self.depth_psnr = torch.nn.ModuleDict({str(k): MeanMetric() for k in range(len(self.layers))})
+        self.depth_psnr = torch.nn.ModuleDict(
+            {str(k): MeanMetric() for k in range(len(self.layers))}
+        )
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> LayerwiseInversion:
         """Move the (unregistered) classifier blocks along with the module."""

@@ -4,9 +4,9 @@ import sys
 import textwrap
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError, build_classifier
@@ -89,7 +89,14 @@ def test_timm_and_torchvision_resnets_split_at_the_stem_and_stages():
     layers = default_layers(timm_model)
     assert layers == ["act1", "layer1", "layer2", "layer3", "layer4", "penultimate"]
     blocks = split_classifier(timm_model, layers, (3, 64, 64))
-    assert blocks.shapes[1:] == [(64, 32, 32), (64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2), (512,)]
+    assert blocks.shapes[1:] == [
+        (64, 32, 32),
+        (64, 16, 16),
+        (128, 8, 8),
+        (256, 4, 4),
+        (512, 2, 2),
+        (512,),
+    ]
     images = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(blocks(images), timm_model.penultimate(images))
     tv_model = build_classifier("torchvision:resnet18", num_classes=10).freeze()
@@ -171,7 +178,13 @@ def test_exported_inverter_runs_without_the_project(tmp_path):
     script.write_text(ISOLATED_LOAD)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, str(script), str(path), str(tmp_path / "features.pt"), str(tmp_path / "out.pt")],
+        [
+            sys.executable,
+            str(script),
+            str(path),
+            str(tmp_path / "features.pt"),
+            str(tmp_path / "out.pt"),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -231,7 +244,10 @@ def test_training_on_a_real_loader_is_refused(tmp_path):
 def fit_to(tmp_path, name, max_steps, ckpt_path=None, callbacks=()):
     torch.manual_seed(0)
     module = LayerwiseInversion(
-        classifier="digits:cnn", layers=["stem", "stage1"], blockwise_steps=3, resync_steps=3,
+        classifier="digits:cnn",
+        layers=["stem", "stage1"],
+        blockwise_steps=3,
+        resync_steps=3,
         export_path=None,
     )
     fit = trainer(

@@ -19,6 +19,7 @@ connection across a cut is refused with a clear error (cut at stage boundaries).
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import torch
 from torch import Tensor, fx, nn
 
@@ -227,4 +228,3 @@ def default_layers(classifier: ImageClassifier) -> list[str]:
             "ImageClassifier.layer_names())."
         )
     return layers
-
