@@ -23,6 +23,10 @@ from inversion.errors import InversionError
 
 MANIFEST = "synthesised.json"
 FORMAT = 1
+# Modules whose images come from a model alone, never from real images: their folders may
+# train zero-shot inverters. (RealImages returns real images; a reconstruction or a GAN
+# trained on the task's data carries real data.)
+SYNTHESISERS = ("ClassInversion",)
 
 
 def file_digest(path: str | Path) -> str:
@@ -52,7 +56,7 @@ def write_manifest(root: str | Path, files: dict[str, str], producer: dict[str, 
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
-    """The stamp of a synthesised folder, or a clear error if there is none."""
+    """The stamp of a folder written by ``SaveImages``, or a clear error if there is none."""
     root = Path(root).expanduser()
     path = root / MANIFEST
     if not root.is_dir():
@@ -89,11 +93,18 @@ def read_synthesised_folder(root: str | Path, verify: bool = True) -> tuple[list
         verify: Check every file's SHA-256 against the stamp.
 
     Raises:
-        InversionError: If the stamp is missing or malformed, a listed file is missing or
-            changed, or an image not listed in the stamp is in the folder.
+        InversionError: If the stamp is missing or malformed, its producer is not one of
+            :data:`SYNTHESISERS`, a listed file is missing or changed, or an image not
+            listed in the stamp is in the folder.
     """
     root = Path(root).expanduser()
     manifest = read_manifest(root)
+    producer = (manifest.get("producer") or {}).get("module")
+    if producer not in SYNTHESISERS:
+        raise InversionError(
+            f"{root} was written by {producer}, which does not synthesise images from a model "
+            f"alone; only folders of {', '.join(SYNTHESISERS)} can train a zero-shot inverter."
+        )
     listed = manifest["files"]
     present = {
         str(p.relative_to(root))
