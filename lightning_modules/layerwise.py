@@ -123,6 +123,19 @@ class LayerwiseInversion(BaseTask):
         """Size the data to the schedule; fit runs until the schedule's last step."""
         if stage != "fit":
             return
+        strategy = self.trainer.strategy
+        ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
+        if (
+            self.trainer.world_size > 1
+            and ddp_kwargs is not None
+            and self.schedule.method == "layerwise"
+            and not ddp_kwargs.get("find_unused_parameters")
+        ):
+            raise InversionError(
+                "The blockwise phase trains one inverse block per step, so under DDP the "
+                "other blocks have no gradients: use --trainer.strategy "
+                "ddp_find_unused_parameters_true (or ddp_spawn_find_unused_parameters_true)."
+            )
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "steps"):
             datamodule.steps = self.schedule.total
