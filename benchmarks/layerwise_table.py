@@ -200,7 +200,10 @@ def evaluate(stack: InverterStack, depth: int) -> dict[str, float]:
     }
 
 
-def run(source: str, method: str, depths=range(1, len(LAYERS) + 1), **overrides) -> dict:
+DEPTHS = tuple(range(1, len(LAYERS) + 1))
+
+
+def run(source: str, method: str, depths=DEPTHS, **overrides) -> dict:
     """Scores of ``method`` trained on ``source``, for each depth: ``{depth: metrics}``.
 
     ``layerwise`` and ``blockwise`` use one stack for every depth (its first d blocks);

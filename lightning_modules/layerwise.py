@@ -10,6 +10,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from datamodules.synthetic_images import check_synthetic_training
+from inversion.errors import InversionError
 from inversion.inverters import BlockOptions, InverterStack, export_inverter
 from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
 from inversion.metrics.reconstruction import psnr
