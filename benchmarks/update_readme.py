@@ -3,6 +3,8 @@
     python benchmarks/update_readme.py zoo           # the embedded digits zoo
     python benchmarks/update_readme.py real_digits   # metrics of the real digits
     python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
+    python benchmarks/update_readme.py layerwise     # zero-shot layer-wise inverters
+    python benchmarks/update_readme.py gan_inversion # GAN inversion and repair
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -54,10 +56,24 @@ def _class_inversion() -> str:
     return tables()
 
 
+def _layerwise() -> str:
+    from layerwise_table import tables
+
+    return tables()
+
+
+def _gan_inversion() -> str:
+    from gan_inversion_table import table
+
+    return table()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
     "class_inversion": _class_inversion,
+    "layerwise": _layerwise,
+    "gan_inversion": _gan_inversion,
 }
 
 
