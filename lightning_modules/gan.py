@@ -32,10 +32,10 @@ class DCGANModule(BaseTask):
     def __init__(
         self,
         latent_dim: int = 32,
-        width: int = 32,
+        width: int = 16,
         image_size: int = 32,
         channels: int = 1,
-        lr: float = 2e-4,
+        lr: float = 5e-4,
         seed: int = 0,
     ) -> None:
         super().__init__()
