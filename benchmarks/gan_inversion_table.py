@@ -41,7 +41,7 @@ class EncoderRecipe:
 
     latent: float = 1.0
     cycle: float = 1.0
-    steps: int = 800
+    steps: int = 600
     batch: int = 64
     lr: float = 1e-3
     width: int = 32
@@ -148,4 +148,5 @@ def table() -> str:
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
     print(table())

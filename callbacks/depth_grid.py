@@ -8,9 +8,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torchvision.utils import save_image
 
-from callbacks.image_grid import depth_grid
+from callbacks.image_grid import depth_grid, log_grid
 
 
 class DepthGrid(pl.Callback):
@@ -68,17 +67,14 @@ class DepthGrid(pl.Callback):
             self.upscale,
         )
         self.originals, self.depths = [], {}
+        name = f"{prefix}-depths-step{trainer.global_step}.png"
+        path = log_grid(trainer, grid, f"{prefix}/depths", name if self.save_png else None)
+        if path is not None:
+            self.saved.append(path)
         experiment = getattr(trainer.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_image"):
-            experiment.add_image(f"{prefix}/depths", grid, trainer.global_step)
+        if experiment is not None and hasattr(experiment, "add_text"):
             columns = " | ".join(["original", *layers])
             experiment.add_text(f"{prefix}/depths_columns", columns, trainer.global_step)
-        if self.save_png:
-            root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-            root.mkdir(parents=True, exist_ok=True)
-            path = root / f"{prefix}-depths-step{trainer.global_step}.png"
-            save_image(grid, path)
-            self.saved.append(path)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
         self._write(trainer, "val")

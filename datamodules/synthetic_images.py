@@ -36,6 +36,7 @@ from inversion.data.synthesised import read_synthesised_folder
 from inversion.errors import InversionError
 
 NO_LABEL = -1
+GAUSSIAN_STD = 0.25  # of the gaussian kind: 0.5 + 0.25 N(0, 1), clipped to [0, 1]
 
 
 class StepSampler(DistributedSampler):
@@ -72,7 +73,7 @@ class NoiseBatches(Dataset):
     def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + item)
         channels, size, _ = self.shape
-        images = noise_images(self.kind, self.batch_size, channels, size, generator)
+        images = noise_images(self.kind, self.batch_size, channels, size, generator, GAUSSIAN_STD)
         return images, torch.full((self.batch_size,), NO_LABEL)
 
 
@@ -233,7 +234,7 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
                 hp.channels,
                 hp.image_size,
                 hp.seed + seed_offset,
-                0.25,
+                GAUSSIAN_STD,
             )
         else:
             dataset = self._folder_images(False)
@@ -244,5 +245,5 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
         return self._evaluation_loader(1)
 
     def test_dataloader(self) -> DataLoader:
-        """The same images as validation (held-out synthetic noise of another seed)."""
+        """``evaluate_on``, or held-out synthetic images (noise of yet another seed)."""
         return self._evaluation_loader(2)

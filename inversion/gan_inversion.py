@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 from inversion.metrics.reconstruction import psnr, ssim
+from inversion.options import with_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +35,8 @@ class EncoderWeights:
     @classmethod
     def from_dict(cls, weights: dict[str, float] | None) -> EncoderWeights:
         """Build from a YAML dict; an unknown key lists the valid ones."""
-        weights = dict(weights or {})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(weights) - fields)
-        if unknown:
-            raise InversionError(f"Unknown loss weights {unknown}; valid ones: {sorted(fields)}.")
-        return cls(**{k: float(v) for k, v in weights.items()})
+        values = {k: float(v) for k, v in (weights or {}).items()}
+        return with_fields(cls(), values, "loss weights")
 
 
 def encoder_loss(

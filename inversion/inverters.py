@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
+from inversion.options import with_fields
 
 Shape = tuple[int, ...]
 NORMS = ("batch", "group", "instance", "none")
@@ -73,14 +74,7 @@ class BlockOptions:
     @classmethod
     def from_dict(cls, options: dict[str, Any] | None) -> BlockOptions:
         """Build from a YAML dict; an unknown key lists the valid ones."""
-        options = dict(options or {})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            raise InversionError(
-                f"Unknown inverse-block options {unknown}; valid ones: {sorted(fields)}."
-            )
-        return cls(**options)
+        return with_fields(cls(), options, "inverse-block options")
 
     def hidden(self, *channels: int) -> int:
         """Hidden channels for a block between ``channels``."""

@@ -33,6 +33,7 @@ from torch import Tensor
 from inversion.errors import InversionError
 from inversion.inverters import InverterStack
 from inversion.models.split import ClassifierBlocks
+from inversion.options import with_fields
 
 METHODS = ("layerwise", "naive")
 
@@ -56,12 +57,8 @@ class LossWeights:
     @classmethod
     def from_dict(cls, weights: dict[str, float] | None) -> LossWeights:
         """Build from a YAML dict; an unknown key lists the valid ones."""
-        weights = dict(weights or {})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(weights) - fields)
-        if unknown:
-            raise InversionError(f"Unknown loss weights {unknown}; valid ones: {sorted(fields)}.")
-        return cls(**{k: float(v) for k, v in weights.items()})
+        values = {k: float(v) for k, v in (weights or {}).items()}
+        return with_fields(cls(), values, "loss weights")
 
 
 @dataclasses.dataclass(frozen=True)

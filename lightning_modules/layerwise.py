@@ -13,7 +13,7 @@ from datamodules.synthetic_images import check_synthetic_training
 from inversion.errors import InversionError
 from inversion.inverters import BlockOptions, InverterStack, export_inverter
 from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
-from inversion.metrics.reconstruction import psnr
+from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models import build_classifier
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules.base import BaseTask
@@ -32,7 +32,9 @@ class LayerwiseInversion(BaseTask):
     baseline). Training data must be synthetic (``SyntheticImagesDataModule``); real
     images are for validation and test only. Validation/test steps return
     ``{"images": reconstruction from the last layer, "originals", "labels"?, "depths":
-    {layer: reconstruction from that layer}}``.
+    {layer: reconstruction from that layer}}``, and the module logs
+    ``psnr_<layer>`` and ``agree_<layer>`` (the classifier gives the reconstruction from
+    that layer the class it gives the original) for every layer.
 
     Args:
         classifier: Classifier spec (frozen; not saved in checkpoints).
@@ -109,9 +111,8 @@ class LayerwiseInversion(BaseTask):
         self.loss_weights = LossWeights.from_dict(hp.loss_weights)
 
     def configure_metrics(self) -> None:  # noqa: D102
-        self.depth_psnr = torch.nn.ModuleDict(
-            {str(k): MeanMetric() for k in range(len(self.layers))}
-        )
+        names = [f"{metric}_{layer}" for layer in self.layers for metric in ("psnr", "agree")]
+        self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> LayerwiseInversion:
         """Move the (unregistered) classifier blocks along with the module."""
@@ -185,8 +186,9 @@ class LayerwiseInversion(BaseTask):
     def _evaluate(self, batch: Any) -> dict[str, Any]:
         images = batch[0]
         by_depth = self.reconstruct(images)
-        for k, recon in enumerate(by_depth.values()):
-            self.depth_psnr[str(k)].update(psnr(recon, images))
+        for layer, recon in by_depth.items():
+            self.depth_metrics[f"psnr_{layer}"].update(psnr(recon, images))
+            self.depth_metrics[f"agree_{layer}"].update(agreement(self.classifier, recon, images))
         out = {"images": by_depth[self.layers[-1]], "originals": images, "depths": by_depth}
         labels = batch[1] if len(batch) > 1 else None
         if labels is not None and bool((labels >= 0).all()):
@@ -194,10 +196,9 @@ class LayerwiseInversion(BaseTask):
         return out
 
     def _log_depths(self, prefix: str) -> None:
-        for k, layer in enumerate(self.layers):
-            metric = self.depth_psnr[str(k)]
+        for name, metric in self.depth_metrics.items():
             if metric.update_called:
-                self.log(f"{prefix}/psnr_{layer}", metric.compute())
+                self.log(f"{prefix}/{name}", metric.compute())
             metric.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
