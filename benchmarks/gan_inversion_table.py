@@ -85,7 +85,6 @@ def trained_encoder(recipe: EncoderRecipe) -> tuple[ConvEncoder, float]:
     return encoder.eval(), result["seconds"]
 
 
-@torch.no_grad()
 def run(recipe: EncoderRecipe = EncoderRecipe()) -> dict[str, float]:
     """Scores of one encoder on held-out codes and on the real test digits."""
     generator = build_generator("digits:dcgan")
@@ -95,7 +94,8 @@ def run(recipe: EncoderRecipe = EncoderRecipe()) -> dict[str, float]:
         encoder, generator, z, PATCH, torch.Generator().manual_seed(2)
     )
     real, _ = load_digits_split("test")
-    projected = generator(encoder(real))
+    with torch.no_grad():
+        projected = generator(encoder(real))
     return {
         **{name: float(values.mean()) for name, values in metrics.items()},
         "psnr_real": float(psnr(projected, real).mean()),

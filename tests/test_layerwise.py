@@ -323,3 +323,22 @@ def test_bf16_autocast_trains(tmp_path):
     fit.fit(module, datamodule=small_data())
     assert fit.global_step == 3
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_plain_ddp_is_refused_with_a_hint(tmp_path):
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
+    module.trainer = trainer(tmp_path, devices=2, strategy="ddp_spawn")
+    with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
+        module.setup("fit")
+
+
+def test_two_process_ddp_trains_one_synced_stack(tmp_path):
+    torch.manual_seed(0)
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "stage1"], **TINY)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    fit = trainer(tmp_path, devices=2, strategy="ddp_spawn_find_unused_parameters_true")
+    fit.fit(module, datamodule=small_data())
+    assert fit.state.finished  # the weights come back from rank 0
+    changed = [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("inverter.blocks.0.") for k in changed)
+    assert any(k.startswith("inverter.blocks.1.") for k in changed)
