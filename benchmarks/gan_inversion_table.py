@@ -40,7 +40,7 @@ class EncoderRecipe:
     """One trained encoder (every field enters the cache key)."""
 
     latent: float = 1.0
-    cycle: float = 1.0
+    cycle: float = 100.0
     steps: int = 600
     batch: int = 64
     lr: float = 1e-3
@@ -121,9 +121,11 @@ def write_grid(results: dict, path: Path = GRID) -> Path:
 
 
 ROWS = {
-    "latent + cycle (default)": EncoderRecipe(),
+    "latent + 100 × cycle (default)": EncoderRecipe(),
+    "latent + 10 × cycle": EncoderRecipe(cycle=10.0),
+    "latent + 1 × cycle": EncoderRecipe(cycle=1.0),
     "latent only": EncoderRecipe(cycle=0.0),
-    "cycle only": EncoderRecipe(latent=0.0),
+    "cycle only": EncoderRecipe(latent=0.0, cycle=1.0),
 }
 
 

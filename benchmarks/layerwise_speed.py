@@ -35,13 +35,11 @@ from lightning_modules import LayerwiseInversion
 LAYERS = ["stem", "stage1", "stage2", "stage3", "penultimate"]
 
 
-def bare_prefix(model, images: torch.Tensor) -> list[torch.Tensor]:
-    """The digits ResNet's forward, layer by layer, written out."""
-    net = model.net
-    h = [images, net.stem((images - model.mean) / model.std)]
-    for stage in (net.stage1, net.stage2, net.stage3):
-        h.append(stage(h[-1]))
-    h.append(net.pool(h[-1]))
+def bare_prefix(model, images: torch.Tensor, depth: int = len(LAYERS)) -> list[torch.Tensor]:
+    """The digits ResNet's forward up to layer ``depth``, layer by layer, written out."""
+    h = [images]
+    for k in range(1, depth + 1):
+        h.append(bare_block(model, k, h[-1]))
     return h
 
 
@@ -66,7 +64,7 @@ def bare_loop(model, stack, images, phase: str, steps: int, device: str) -> floa
         k = state["step"] // steps % len(LAYERS) + 1
         state["step"] += 1
         with torch.no_grad():
-            h = bare_prefix(model, images)
+            h = bare_prefix(model, images, k)
         inverted = stack.blocks[k - 1](h[k])
         loss = rel_mse(inverted, h[k - 1]) + rel_mse(bare_block(model, k, inverted), h[k])
         per_block[k - 1].zero_grad(set_to_none=True)
