@@ -26,7 +26,7 @@ import torch
 
 from inversion.data.digits import load_digits_split
 from inversion.gan_inversion import EncoderWeights, encoder_loss, inversion_metrics
-from inversion.generators import DIGITS_GAN, ConvEncoder, build_generator
+from inversion.dcgan import DIGITS_GAN, ConvEncoder, build_generator
 from inversion.metrics.reconstruction import psnr
 from inversion.paths import cache_dir, file_lock
 

@@ -2,7 +2,7 @@
 
 from datamodules.digits import DigitsDataModule
 from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, scan_image_folder
-from datamodules.latents import LatentsDataModule
+from datamodules.latent_codes import LatentCodesDataModule
 from datamodules.sampling import ShardedSampler
 from datamodules.synthetic import ClassTargetsDataModule, NoiseDataModule
 from datamodules.synthetic_images import SyntheticImagesDataModule, check_synthetic_training
@@ -12,7 +12,7 @@ __all__ = [
     "DigitsDataModule",
     "ImageFolderDataModule",
     "ImageFolderDataset",
-    "LatentsDataModule",
+    "LatentCodesDataModule",
     "NoiseDataModule",
     "ShardedSampler",
     "SyntheticImagesDataModule",

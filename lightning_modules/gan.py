@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inversion.generators import ConvEncoder, DCGANGenerator, gan_optimizers, gan_step
+from inversion.dcgan import ConvEncoder, DCGANGenerator, gan_optimizers, gan_step
 from lightning_modules.base import BaseTask
 
 
@@ -15,7 +15,7 @@ class DCGANModule(BaseTask):
     """Train a DCGAN generator G and discriminator D (non-saturating loss, Adam 0.5/0.999).
 
     The same networks, losses and optimisers as the cached ``digits:dcgan``
-    (``inversion/generators.py``); a checkpoint of this module is a generator spec for
+    (``inversion/dcgan.py``); a checkpoint of this module is a generator spec for
     ``GANInversion`` (``generator: path/to.ckpt``). Validation/test steps return
     ``{"images": G(z)}`` for as many codes as the batch has images (seeded by batch), so
     ``ImageMetrics`` gives FID against the real images and ``ImageGrid`` shows samples.

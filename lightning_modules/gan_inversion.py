@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from datamodules.latents import LatentBatches
+from datamodules.latent_codes import LatentBatches
 from inversion.errors import InversionError
 from inversion.gan_inversion import EncoderWeights, encoder_loss, inversion_metrics
-from inversion.generators import ConvEncoder, build_generator
+from inversion.dcgan import ConvEncoder, build_generator
 from lightning_modules.base import BaseTask
 
 METRICS = ("latent_mse", "latent_cosine", "psnr_corrupted", "psnr_repaired")
@@ -20,7 +20,7 @@ METRICS = ("latent_mse", "latent_cosine", "psnr_corrupted", "psnr_repaired")
 class GANInversion(BaseTask):
     """Train an encoder E with G(E(x)) = x on pairs (z, G(z)) of a frozen generator.
 
-    Pairs with ``LatentsDataModule`` (codes only: the images are generated here, so no
+    Pairs with ``LatentCodesDataModule`` (codes only: the images are generated here, so no
     real image is a training input; anything else is refused). Validation/test on held-out
     codes log ``latent_mse``, ``latent_cosine`` (E(G(z)) against z), ``psnr_corrupted``
     and ``psnr_repaired`` (a damaged G(z) re-generated from its recovered code), and
@@ -78,7 +78,7 @@ class GANInversion(BaseTask):
         if latent_dim is not None and latent_dim != self.generator.latent_dim:
             raise InversionError(
                 f"The generator takes {self.generator.latent_dim}-d codes; set the "
-                f"LatentsDataModule's latent_dim to it (got {latent_dim})."
+                f"LatentCodesDataModule's latent_dim to it (got {latent_dim})."
             )
         if stage == "fit":
             if hasattr(datamodule, "steps"):
@@ -94,7 +94,7 @@ class GANInversion(BaseTask):
         if type(dataset) is not LatentBatches:
             raise InversionError(
                 "GANInversion trains only on pairs (z, G(z)) it generates: use "
-                f"LatentsDataModule for training (got a {type(dataset).__name__}); real images "
+                f"LatentCodesDataModule for training (got a {type(dataset).__name__}); real images "
                 "may be used for testing only."
             )
 

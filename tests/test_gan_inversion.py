@@ -2,10 +2,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from datamodules import DigitsDataModule, LatentsDataModule
+from datamodules import DigitsDataModule, LatentCodesDataModule
 from inversion import InversionError
 from inversion.gan_inversion import EncoderWeights, corrupt, encoder_loss, inversion_metrics
-from inversion.generators import ConvEncoder, DCGANGenerator, build_generator
+from inversion.dcgan import ConvEncoder, DCGANGenerator, build_generator
 from lightning_modules import DCGANModule, GANInversion
 
 
@@ -85,15 +85,15 @@ def test_gan_inversion_trains_on_codes_only(dcgan_checkpoint, tmp_path):
     path, _ = dcgan_checkpoint
     module = GANInversion(generator=str(path), width=8, steps=3)
     fit = trainer(tmp_path, limit_val_batches=1)
-    fit.fit(module, datamodule=LatentsDataModule(latent_dim=8, batch_size=4, num_val=4))
+    fit.fit(module, datamodule=LatentCodesDataModule(latent_dim=8, batch_size=4, num_val=4))
     assert fit.global_step == 3
     assert all(k.startswith("encoder.") for k in module.state_dict())
     metrics = fit.callback_metrics
     assert {"val/latent_mse", "val/latent_cosine", "val/psnr_repaired"} <= set(metrics)
-    with pytest.raises(InversionError, match="LatentsDataModule"):
+    with pytest.raises(InversionError, match="LatentCodesDataModule"):
         trainer(tmp_path).fit(GANInversion(generator=str(path), width=8), DigitsDataModule())
     with pytest.raises(InversionError, match="latent_dim"):
-        trainer(tmp_path).fit(module, datamodule=LatentsDataModule(latent_dim=16))
+        trainer(tmp_path).fit(module, datamodule=LatentCodesDataModule(latent_dim=16))
     # real digits are projected onto the generator at test time
     batch = next(iter(DigitsDataModule(batch_size=4).test_dataloader()))
     out = module.test_step(batch, 0)

@@ -31,7 +31,7 @@ class LatentBatches(Dataset):
         return torch.randn(self.batch_size, self.latent_dim, generator=generator)
 
 
-class LatentsDataModule(pl.LightningDataModule):
+class LatentCodesDataModule(pl.LightningDataModule):
     """Gaussian latent codes: one training batch per step, and held-out codes to evaluate.
 
     A generator-inversion module trains only on these (it generates the images itself),
