@@ -4,8 +4,8 @@ import torch
 
 from datamodules import DigitsDataModule, LatentCodesDataModule
 from inversion import InversionError
-from inversion.gan_inversion import EncoderWeights, corrupt, encoder_loss, inversion_metrics
 from inversion.dcgan import ConvEncoder, DCGANGenerator, build_generator
+from inversion.gan_inversion import EncoderWeights, corrupt, encoder_loss, inversion_metrics
 from lightning_modules import DCGANModule, GANInversion
 
 
