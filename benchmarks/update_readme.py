@@ -6,6 +6,8 @@
     python benchmarks/update_readme.py robust_prior     # robust training, representation tools
     python benchmarks/update_readme.py dominant_patterns  # universal patterns, transfer
     python benchmarks/update_readme.py conditioned_generator  # network inversion, ablation
+    python benchmarks/update_readme.py layerwise     # zero-shot layer-wise inverters
+    python benchmarks/update_readme.py gan_inversion # GAN inversion and repair
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -75,6 +77,18 @@ def _conditioned_generator() -> str:
     return tables()
 
 
+def _layerwise() -> str:
+    from layerwise_table import tables
+
+    return tables()
+
+
+def _gan_inversion() -> str:
+    from gan_inversion_table import table
+
+    return table()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
@@ -82,6 +96,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "robust_prior": _robust_prior,
     "dominant_patterns": _dominant_patterns,
     "conditioned_generator": _conditioned_generator,
+    "layerwise": _layerwise,
+    "gan_inversion": _gan_inversion,
 }
 
 

@@ -1,7 +1,18 @@
 """Lightning callbacks that turn produced images into numbers and pictures."""
 
-from callbacks.image_grid import ImageGrid, class_grid, pair_grid
+from callbacks.depth_grid import DepthGrid
+from callbacks.image_grid import ImageGrid, class_grid, depth_grid, pair_grid
 from callbacks.image_metrics import ImageMetrics
 from callbacks.outputs import produced_images
+from callbacks.save_images import SaveImages
 
-__all__ = ["ImageGrid", "ImageMetrics", "class_grid", "pair_grid", "produced_images"]
+__all__ = [
+    "DepthGrid",
+    "ImageGrid",
+    "ImageMetrics",
+    "SaveImages",
+    "class_grid",
+    "depth_grid",
+    "pair_grid",
+    "produced_images",
+]

@@ -49,6 +49,32 @@ def pair_grid(images: Tensor, originals: Tensor, per_row: int, upscale: int = 1)
     return class_grid(torch.cat(rows), None, per_row, upscale)
 
 
+def depth_grid(originals: Tensor, by_depth: list[Tensor], upscale: int = 1) -> Tensor:
+    """One row per image: the original, then its reconstruction from each depth in order.
+
+    Returns a 3 x H x W tensor in [0, 1].
+    """
+    columns = [originals.float().cpu(), *(images.float().cpu() for images in by_depth)]
+    cells = torch.stack(columns, dim=1).flatten(0, 1)
+    return class_grid(cells, None, len(columns), upscale)
+
+
+def log_grid(trainer: pl.Trainer, grid: Tensor, tag: str, png_name: str | None) -> Path | None:
+    """Add ``grid`` to TensorBoard under ``tag``; write ``<log_dir>/images/<png_name>`` too.
+
+    Returns the PNG's path (None when ``png_name`` is None).
+    """
+    logger = trainer.logger
+    if logger is not None and hasattr(logger.experiment, "add_image"):
+        logger.experiment.add_image(tag, grid, trainer.global_step)
+    if png_name is None:
+        return None
+    root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+    root.mkdir(parents=True, exist_ok=True)
+    save_image(grid, root / png_name)
+    return root / png_name
+
+
 class ImageGrid(pl.Callback):
     """Show produced images per class in TensorBoard and write them as PNG files.
 
@@ -125,14 +151,9 @@ class ImageGrid(pl.Callback):
         self.rows, self.unlabelled, self.pairs = {}, [], []
         if grid is None:
             return
-        logger = trainer.logger
-        if logger is not None and hasattr(logger.experiment, "add_image"):
-            logger.experiment.add_image(f"{prefix}/images", grid, trainer.global_step)
-        if self.save_png:
-            root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-            root.mkdir(parents=True, exist_ok=True)
-            path = root / f"{prefix}-epoch{trainer.current_epoch:03d}-step{trainer.global_step}.png"
-            save_image(grid, path)
+        name = f"{prefix}-epoch{trainer.current_epoch:03d}-step{trainer.global_step}.png"
+        path = log_grid(trainer, grid, f"{prefix}/images", name if self.save_png else None)
+        if path is not None:
             self.saved.append(path)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102

@@ -1,0 +1,308 @@
+"""The layer-wise inversion table of the embedded digits benchmark (README), and its ablation.
+
+Target ``digits:resnet`` cut after the stem, each of its three stages and the penultimate
+layer. For each kind of synthetic training data (smooth, Gaussian and uniform noise, and
+images synthesised from the target by DeepInversion), one inverter stack is trained
+block by block (with the cycle term), then re-synced end to end from the penultimate
+layer; each depth d is inverted by the stack's first d blocks, before ("blockwise") and
+after ("layerwise") the re-sync. The naive baseline is a decoder of the same
+architecture trained end to end, from each depth, on the same data, with as many steps
+as each block of the layer-wise stack gets (blockwise + resync). Every inverter sees
+only synthetic images; scores are on the 360 real test digits, which none saw: PSNR,
+SSIM, and agreement (the target, and the independent digits:cnn, classify the
+reconstruction as they classify the original). Trained stacks are cached by recipe hash
+(``$INVERSION_CACHE/layerwise/``), so the slow tests reuse them.
+
+    python benchmarks/layerwise_table.py            # prints the tables, writes the grids
+    python benchmarks/update_readme.py layerwise    # writes them into README.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from datamodules.image_folder import ImageFolderDataset
+from datamodules.synthetic_images import FolderBatches, NoiseBatches
+from inversion import build_classifier
+from inversion.class_inversion import ClassInverter, recipe_from
+from inversion.data.digits import load_digits_split
+from inversion.data.synthesised import read_synthesised_folder, write_manifest, write_png
+from inversion.inverters import BlockOptions, InverterStack
+from inversion.layerwise import LossWeights, Schedule, train_stack
+from inversion.metrics.reconstruction import agreement, psnr, ssim
+from inversion.models.split import split_classifier
+from inversion.paths import cache_dir, file_lock
+
+TARGET = "digits:resnet"
+VERIFIER = "digits:cnn"
+LAYERS = ("stem", "stage1", "stage2", "stage3", "penultimate")
+SOURCES = ("smooth", "gaussian", "uniform", "synthesised")
+METHODS = ("layerwise", "blockwise", "naive")
+FORMAT = 1
+# Synthesised training images: DeepInversion of the target, 32 per class.
+SYNTHESIS = {
+    "recipe": "deepinversion",
+    "options": {"low_res_steps": 180, "steps_per_stage": 100, "warmup_steps": 20},
+    "per_class": 32,
+    "seed": 0,
+}
+README_DIR = Path(__file__).resolve().parents[1] / "docs" / "layerwise"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One trained inverter (every field enters the cache key)."""
+
+    source: str = "smooth"
+    method: str = "layerwise"  # layerwise (blockwise then resync) or naive
+    depth: int = len(LAYERS)
+    block: tuple = ()  # BlockOptions overrides, as sorted (key, value) pairs
+    weights: tuple = ()  # LossWeights overrides
+    block_steps: int = 100
+    resync_steps: int = 100
+    naive_steps: int = 200
+    batch: int = 16
+    seed: int = 0
+    stack_depth: int = len(LAYERS)  # blocks trained blockwise (shared by the depths below)
+
+    def key(self) -> str:
+        """Short hash of the recipe, the target, the layers and the synthesis."""
+        payload = {
+            "format": FORMAT,
+            "target": TARGET,
+            "layers": LAYERS[: self.depth],
+            "synthesis": SYNTHESIS if self.source == "synthesised" else None,
+            **dataclasses.asdict(self),
+        }
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _cached(name: str, build) -> dict:
+    path = cache_dir() / "layerwise" / f"{name}.pt"
+    if not path.is_file():
+        with file_lock(path):
+            if not path.is_file():
+                result = build()
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                torch.save(result, tmp)
+                os.replace(tmp, path)
+    return torch.load(path, weights_only=True)
+
+
+def synthesised_folder() -> Path:
+    """DeepInversion images of the target, stamped like SaveImages does (cached)."""
+    key = hashlib.sha1(json.dumps([TARGET, SYNTHESIS], sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir() / "layerwise" / f"synthesised-{key}"
+    if (folder / "synthesised.json").is_file():
+        return folder
+    with file_lock(folder):
+        if (folder / "synthesised.json").is_file():
+            return folder
+        model = build_classifier(TARGET).freeze()
+        recipe = recipe_from(SYNTHESIS["recipe"], SYNTHESIS["options"])
+        rng = torch.Generator().manual_seed(SYNTHESIS["seed"])
+        inverter = ClassInverter(model, recipe, 32, 1, rng)
+        labels = torch.arange(10).repeat_interleave(SYNTHESIS["per_class"])
+        files = {}
+        for start in range(0, len(labels), 80):
+            batch = labels[start : start + 80]
+            for i, (image, label) in enumerate(zip(inverter.invert(batch), batch, strict=True)):
+                relative = f"{int(label)}/{start + i:05d}.png"
+                files[relative] = write_png(image, folder / relative)
+        producer = {"module": "ClassInversion", "classifier": TARGET, **SYNTHESIS}
+        write_manifest(folder, files, producer)
+    return folder
+
+
+def batches(recipe: Recipe):
+    """``step -> images``: the synthetic training data of a recipe (as the DataModule has it)."""
+    length = 10**9
+    if recipe.source == "synthesised":
+        files, labels = read_synthesised_folder(synthesised_folder())
+        images = ImageFolderDataset(files, labels, 32, 1, train=False)
+        data = FolderBatches(images, recipe.batch, length, recipe.seed)
+    else:
+        data = NoiseBatches(recipe.source, (1, 32, 32), recipe.batch, length, recipe.seed)
+    return lambda step: data[step][0]
+
+
+def _blocks(depth: int):
+    return split_classifier(build_classifier(TARGET).freeze(), LAYERS[:depth], (1, 32, 32))
+
+
+def _train(recipe: Recipe, schedule: Schedule, init: dict | None) -> dict:
+    torch.manual_seed(recipe.seed)
+    blocks = _blocks(recipe.depth)
+    stack = InverterStack(blocks.shapes, BlockOptions.from_dict(dict(recipe.block)))
+    if init is not None:
+        stack.load_state_dict(init, strict=False)
+    seconds = train_stack(
+        blocks,
+        stack,
+        schedule,
+        LossWeights.from_dict(dict(recipe.weights)),
+        batches(recipe),
+        progress=True,
+    )["seconds"]
+    return {"state_dict": stack.state_dict(), "seconds": seconds}
+
+
+def trained(recipe: Recipe, resync: bool = True) -> tuple[InverterStack, float]:
+    """The trained stack of ``recipe`` (cached) and its training seconds.
+
+    ``layerwise``: blockwise training of every block (shared by all depths: the first
+    ``depth`` blocks of one stack), then (``resync``) the re-sync from ``depth``.
+    ``naive``: a stack of ``depth`` blocks trained end to end.
+    """
+    options = BlockOptions.from_dict(dict(recipe.block))
+    if recipe.method == "naive":
+        plan = Schedule(recipe.depth, method="naive", naive_steps=recipe.naive_steps)
+        result = _cached(f"naive-{recipe.key()}", lambda: _train(recipe, plan, None))
+        seconds = result["seconds"]
+    else:
+        full = dataclasses.replace(recipe, depth=recipe.stack_depth, resync_steps=0)
+        plan = Schedule(recipe.stack_depth, blockwise_steps=recipe.block_steps, resync_steps=0)
+        result = _cached(f"blockwise-{full.key()}", lambda: _train(full, plan, None))
+        seconds = result["seconds"] * recipe.depth / recipe.stack_depth  # this depth's share
+        if resync:
+            plan = Schedule(recipe.depth, blockwise_steps=0, resync_steps=recipe.resync_steps)
+            init = result["state_dict"]
+            result = _cached(f"resync-{recipe.key()}", lambda: _train(recipe, plan, init))
+            seconds += result["seconds"]
+    stack = InverterStack(_blocks(recipe.depth).shapes, options)
+    stack.load_state_dict(result["state_dict"], strict=False)  # the first depth blocks
+    return stack.eval(), seconds
+
+
+@torch.no_grad()
+def evaluate(stack: InverterStack, depth: int) -> dict[str, float]:
+    """Invert the real test digits from ``depth``: PSNR, SSIM, agreement (target, verifier)."""
+    images, _ = load_digits_split("test")
+    target = build_classifier(TARGET).freeze()
+    blocks = _blocks(depth)
+    recon = stack(blocks(images), depth).clamp(0, 1)
+    return {
+        "psnr": float(psnr(recon, images).mean()),
+        "ssim": float(ssim(recon, images).mean()),
+        "agree": float(agreement(target, recon, images).mean()),
+        "agree_verifier": float(
+            agreement(build_classifier(VERIFIER).freeze(), recon, images).mean()
+        ),
+    }
+
+
+DEPTHS = tuple(range(1, len(LAYERS) + 1))
+
+
+def run(source: str, method: str, depths=DEPTHS, **overrides) -> dict:
+    """Scores of ``method`` trained on ``source``, for each depth: ``{depth: metrics}``.
+
+    ``blockwise``: the first d blocks of one blockwise-trained stack; ``layerwise``: those
+    re-synced from depth d; ``naive``: one decoder per depth.
+    """
+    results = {}
+    for depth in depths:
+        method_of_recipe = "naive" if method == "naive" else "layerwise"
+        recipe = Recipe(source, method_of_recipe, depth, **overrides)
+        stack, seconds = trained(recipe, resync=method == "layerwise")
+        results[depth] = {**evaluate(stack, depth), "seconds": seconds}
+    return results
+
+
+def _cell(metrics: dict[str, float]) -> str:
+    return f"{metrics['psnr']:.1f} / {metrics['ssim']:.2f} / {metrics['agree']:.2f}"
+
+
+def main_table() -> str:
+    """Sources x methods, one column per depth; writes the depth grids."""
+    header = "| training data | inverter | " + " | ".join(f"`{layer}`" for layer in LAYERS)
+    rows = [header + " | train time (s) |", "|---|---|" + "---:|" * (len(LAYERS) + 1)]
+    for source in SOURCES:
+        for method in METHODS:
+            results = run(source, method)
+            seconds = sum(r["seconds"] for r in results.values())
+            if method == "blockwise":
+                seconds = results[len(LAYERS)]["seconds"]  # one stack serves every depth
+            cells = " | ".join(_cell(results[d]) for d in DEPTHS)
+            rows.append(f"| {source} | {method} | {cells} | {seconds:.0f} |")
+            print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+ABLATION_DEPTH = 3
+ABLATIONS = {
+    "default (batch norm, cycle terms)": {},
+    "no cycle terms": {"weights": (("cycle", 0.0), ("resync_cycle", 0.0))},
+    "no normalisation": {"block": (("norm", "none"),)},
+    "group norm": {"block": (("norm", "group"),)},
+}
+
+
+def ablation_table() -> str:
+    """The inverse-block normalisation and the cycle terms, inverting from stage2."""
+    rows = [
+        "| variant (smooth noise, from `stage2`) | blockwise | layerwise (re-synced) "
+        "| agreement of digits:cnn (layerwise) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, overrides in ABLATIONS.items():
+        options = {"stack_depth": ABLATION_DEPTH, **overrides}
+        depth = (ABLATION_DEPTH,)
+        blockwise = run("smooth", "blockwise", depth, **options)[ABLATION_DEPTH]
+        layerwise = run("smooth", "layerwise", depth, **options)[ABLATION_DEPTH]
+        rows.append(
+            f"| {name} | {_cell(blockwise)} | {_cell(layerwise)} | "
+            f"{layerwise['agree_verifier']:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def write_grids(source: str = "smooth", count: int = 10) -> Path:
+    """Original | reconstruction from each depth, layer-wise rows above naive rows (PNG)."""
+    from torchvision.utils import save_image
+
+    from callbacks.image_grid import depth_grid
+
+    images, _ = load_digits_split("test")
+    images = images[:: len(images) // count][:count]
+    rows = []
+    for method in ("layerwise", "naive"):
+        by_depth = []
+        for depth in DEPTHS:
+            stack, _ = trained(Recipe(source, method, depth))
+            with torch.no_grad():
+                by_depth.append(stack(_blocks(depth)(images), depth).clamp(0, 1))
+        rows.append(depth_grid(images, by_depth, upscale=2))
+    path = README_DIR / f"depths_{source}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(torch.cat(rows, dim=1), path)
+    return path
+
+
+def tables() -> str:
+    """Both tables, as the README shows them; writes the grids."""
+    start = time.perf_counter()
+    main = main_table()
+    ablation = ablation_table()
+    for source in ("smooth", "synthesised"):
+        write_grids(source)
+    minutes = (time.perf_counter() - start) / 60
+    return (
+        main
+        + "\n\nAblation of the default inverse block and loss (one stack of three blocks):\n\n"
+        + ablation
+        + f"\n\n(This run: {minutes:.0f} min, {torch.get_num_threads()} threads.)"
+    )
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
+    print(tables())

@@ -1,0 +1,83 @@
+"""Reconstructions from every depth beside their originals, to TensorBoard and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from callbacks.image_grid import depth_grid, log_grid
+
+
+class DepthGrid(pl.Callback):
+    """Show "original | from layer 1 | from layer 2 | ..." rows of a layer-wise inverter.
+
+    Consumes the ``depths`` entry (``{layer: reconstructions}``, in layer order) and the
+    ``originals`` that ``LayerwiseInversion``'s validation and test steps return. The grid
+    goes to TensorBoard as ``val/depths``/``test/depths`` and to
+    ``<log_dir>/images/<stage>-depths-step<N>.png``; the column order is written to the
+    TensorBoard text tag ``<stage>/depths_columns``.
+
+    Args:
+        num_images: Rows (originals) shown.
+        upscale: Nearest-neighbour magnification of small images.
+        save_png: Also write PNG files into the run directory.
+    """
+
+    def __init__(self, num_images: int = 16, upscale: int = 2, save_png: bool = True) -> None:
+        self.num_images, self.upscale, self.save_png = num_images, upscale, save_png
+        self.originals: list[Tensor] = []
+        self.depths: dict[str, list[Tensor]] = {}
+        self.saved: list[Path] = []
+
+    def _collect(self, trainer: pl.Trainer, outputs: Any) -> None:
+        if not isinstance(outputs, dict) or "depths" not in outputs or "originals" not in outputs:
+            return
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        room = self.num_images - sum(len(o) for o in self.originals)
+        if room <= 0:
+            return
+        self.originals.append(outputs["originals"][:room].detach().float().cpu())
+        for layer, images in outputs["depths"].items():
+            self.depths.setdefault(layer, []).append(images[:room].detach().float().cpu())
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the reconstructions a validation step returned."""
+        self._collect(trainer, outputs)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Take the reconstructions a test step returned."""
+        self._collect(trainer, outputs)
+
+    def _write(self, trainer: pl.Trainer, prefix: str) -> None:
+        if not self.originals:
+            return
+        layers = list(self.depths)
+        grid = depth_grid(
+            torch.cat(self.originals),
+            [torch.cat(self.depths[layer]) for layer in layers],
+            self.upscale,
+        )
+        self.originals, self.depths = [], {}
+        name = f"{prefix}-depths-step{trainer.global_step}.png"
+        path = log_grid(trainer, grid, f"{prefix}/depths", name if self.save_png else None)
+        if path is not None:
+            self.saved.append(path)
+        experiment = getattr(trainer.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_text"):
+            columns = " | ".join(["original", *layers])
+            experiment.add_text(f"{prefix}/depths_columns", columns, trainer.global_step)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._write(trainer, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
+        self._write(trainer, "test")

@@ -1,0 +1,236 @@
+"""Zero-shot layer-wise inversion (Dong et al. 2021) as a LightningModule: wiring only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from datamodules.synthetic_images import check_synthetic_training
+from inversion.errors import InversionError
+from inversion.inverters import BlockOptions, InverterStack, export_inverter
+from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
+from inversion.metrics.reconstruction import agreement, psnr
+from inversion.models import build_classifier
+from inversion.models.split import default_layers, split_classifier
+from lightning_modules.base import BaseTask
+
+
+class LayerwiseInversion(BaseTask):
+    """Train a feed-forward inverter of a frozen classifier on synthetic images only.
+
+    The classifier is cut at ``layers`` into blocks f_1..f_K; the inverter is one inverse
+    block g_k per classifier block, composed into g_1 o ... o g_K (from the output of the
+    last layer back to the image). The schedule (global step by global step, so a
+    checkpoint resumes either phase exactly): ``blockwise_steps`` for each block in turn
+    (reconstruction of the block input + cycle-consistency f_k(g_k(z)) = z), then
+    ``resync_steps`` of end-to-end fine-tuning with cycle-consistency at every block.
+    ``method: naive`` trains the same architecture end to end on the image alone (the
+    baseline). Training data must be synthetic (``SyntheticImagesDataModule``); real
+    images are for validation and test only. Validation/test steps return
+    ``{"images": reconstruction from the last layer, "originals", "labels"?, "depths":
+    {layer: reconstruction from that layer}}``, and the module logs
+    ``psnr_<layer>`` and ``agree_<layer>`` (the classifier gives the reconstruction from
+    that layer the class it gives the original) for every layer.
+
+    Args:
+        classifier: Classifier spec (frozen; not saved in checkpoints).
+        weights: Local weights file for the classifier.
+        pretrained: Download pretrained classifier weights (timm/torchvision).
+        classifier_num_classes: Classes of the classifier's head (default: its own).
+        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
+        layers: Cut points in forward order (module names or ``penultimate``); default
+            the classifier's feature layers and ``penultimate``.
+        image_size: Side of the images.
+        channels: Channels of the images.
+        method: ``layerwise`` or ``naive``.
+        blockwise_steps: Training steps per block in the blockwise phase.
+        resync_steps: Training steps of the resync phase (0 skips it).
+        naive_steps: Steps of the naive baseline (default: the layer-wise total).
+        lr: Peak learning rate of the blockwise and naive phases (Adam, cosine decay).
+        resync_lr: Peak learning rate of the resync phase.
+        loss_weights: ``reconstruction``, ``cycle`` (blockwise), ``resync_image``,
+            ``resync_cycle`` (see ``inversion.layerwise.LossWeights``).
+        block: Inverse-block architecture (``norm``, ``width``, ``min_width``,
+            ``max_width``, ``convs``, ``upsample``; see ``BlockOptions``).
+        export_path: After training, write the inverter here with ``torch.export``
+            (loads without this project); relative paths are inside the run's log dir.
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:resnet",
+        weights: str | None = None,
+        pretrained: bool | None = None,
+        classifier_num_classes: int | None = None,
+        input_size: int | None = None,
+        layers: list[str] | None = None,
+        image_size: int = 32,
+        channels: int = 1,
+        method: str = "layerwise",
+        blockwise_steps: int = 300,
+        resync_steps: int = 300,
+        naive_steps: int | None = None,
+        lr: float = 1e-3,
+        resync_lr: float = 3e-4,
+        loss_weights: dict[str, float] | None = None,
+        block: dict[str, Any] | None = None,
+        export_path: str | None = "inverter.pt2",
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def configure_models(self) -> None:  # noqa: D102
+        hp = self.hparams
+        classifier = build_classifier(
+            hp.classifier,
+            num_classes=hp.classifier_num_classes,
+            input_size=hp.input_size,
+            pretrained=hp.pretrained,
+            weights=hp.weights,
+        ).freeze()
+        self.layers = list(hp.layers) if hp.layers else default_layers(classifier)
+        blocks = split_classifier(
+            classifier, self.layers, (hp.channels, hp.image_size, hp.image_size)
+        )
+        object.__setattr__(self, "blocks", blocks)  # frozen, shares the classifier: never saved
+        object.__setattr__(self, "classifier", classifier)
+        self.inverter = InverterStack(blocks.shapes, BlockOptions.from_dict(hp.block))
+        self.schedule = Schedule(
+            len(self.layers),
+            method=hp.method,
+            blockwise_steps=hp.blockwise_steps,
+            resync_steps=hp.resync_steps,
+            naive_steps=hp.naive_steps,
+            lr=hp.lr,
+            resync_lr=hp.resync_lr,
+        )
+        self.loss_weights = LossWeights.from_dict(hp.loss_weights)
+
+    def configure_metrics(self) -> None:  # noqa: D102
+        names = [f"{metric}_{layer}" for layer in self.layers for metric in ("psnr", "agree")]
+        self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> LayerwiseInversion:
+        """Move the (unregistered) classifier blocks along with the module."""
+        super()._apply(fn, *args, **kwargs)
+        self.blocks._apply(fn, *args, **kwargs)
+        return self
+
+    # --- set-up -----------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Size the data to the schedule; fit runs until the schedule's last step."""
+        if stage != "fit":
+            return
+        strategy = self.trainer.strategy
+        ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
+        if (
+            self.trainer.world_size > 1
+            and ddp_kwargs is not None
+            and self.schedule.method == "layerwise"
+            and not ddp_kwargs.get("find_unused_parameters")
+        ):
+            raise InversionError(
+                "The blockwise phase trains one inverse block per step, so under DDP the "
+                "other blocks have no gradients: use --trainer.strategy "
+                "ddp_find_unused_parameters_true (or ddp_spawn_find_unused_parameters_true)."
+            )
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "steps"):
+            datamodule.steps = self.schedule.total
+        loop = self.trainer.fit_loop
+        if loop.epoch_loop.max_steps == -1:
+            loop.epoch_loop.max_steps = self.schedule.total
+        loop.max_epochs = 1  # the training loader is the whole schedule, step by step
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One Adam per block (blockwise) and one for the whole stack (resync/naive)."""
+        return build_optimizers(self.inverter, self.schedule)
+
+    def on_train_start(self) -> None:
+        """Refuse real training data before the first step."""
+        check_synthetic_training(self.trainer.train_dataloader, type(self).__name__)
+
+    # --- training ---------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        images = batch[0]
+        phase = self.schedule.at(self.global_step)
+        optimizers = self.optimizers()
+        optimizer = optimizers[phase.optimizer] if isinstance(optimizers, list) else optimizers
+        set_lr(optimizer.optimizer, phase.lr)
+        loss, parts = phase_loss(phase, self.blocks, self.inverter, images, self.loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        prefix = f"train/{phase.name}" + (f"_{phase.block}" if phase.block else "")
+        logs = {f"{prefix}/{k}": v.detach() for k, v in parts.items()}
+        logs[f"{prefix}/loss"] = loss.detach()
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("train/lr", phase.lr, on_step=True, on_epoch=False)
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        return loss.detach()
+
+    # --- evaluation -------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
+        """``{layer: g_1..k(f_1..k(images))}`` for every cut layer k."""
+        features = self.blocks.prefix(images)
+        return {
+            layer: self.inverter(features[k], k).float().clamp(0, 1)
+            for k, layer in enumerate(self.layers, start=1)
+        }
+
+    def _evaluate(self, batch: Any) -> dict[str, Any]:
+        images = batch[0]
+        by_depth = self.reconstruct(images)
+        for layer, recon in by_depth.items():
+            self.depth_metrics[f"psnr_{layer}"].update(psnr(recon, images))
+            self.depth_metrics[f"agree_{layer}"].update(agreement(self.classifier, recon, images))
+        out = {"images": by_depth[self.layers[-1]], "originals": images, "depths": by_depth}
+        labels = batch[1] if len(batch) > 1 else None
+        if labels is not None and bool((labels >= 0).all()):
+            out["labels"] = labels
+        return out
+
+    def _log_depths(self, prefix: str) -> None:
+        for name, metric in self.depth_metrics.items():
+            if metric.update_called:
+                self.log(f"{prefix}/{name}", metric.compute())
+            metric.reset()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self._evaluate(batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self._evaluate(batch)
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._log_depths("val")
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._log_depths("test")
+
+    # --- export -----------------------------------------------------------------------
+    def export(self, path: str | Path, depth: int | None = None) -> Path:
+        """Write g_1 o ... o g_depth (default: all) with ``torch.export``; loads without us."""
+        depth = len(self.layers) if depth is None else depth
+        metadata = {
+            "classifier": self.hparams.classifier,
+            "layer": self.layers[depth - 1],
+            "layers": self.layers[:depth],
+            "method": self.hparams.method,
+        }
+        return export_inverter(self.inverter, depth, path, metadata)
+
+    def on_train_end(self) -> None:
+        """Export the trained inverter (global-zero process)."""
+        path = self.hparams.export_path
+        if not path or not self.trainer.is_global_zero:
+            return
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(self.trainer.log_dir or self.trainer.default_root_dir) / path
+        self.export(path)

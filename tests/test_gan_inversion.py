@@ -1,0 +1,100 @@
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from datamodules import DigitsDataModule, LatentCodesDataModule
+from inversion import InversionError
+from inversion.dcgan import ConvEncoder, DCGANGenerator, build_generator
+from inversion.gan_inversion import EncoderWeights, corrupt, encoder_loss, inversion_metrics
+from lightning_modules import DCGANModule, GANInversion
+
+
+def trainer(tmp_path, **kwargs) -> pl.Trainer:
+    options = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "default_root_dir": tmp_path,
+    }
+    return pl.Trainer(**{**options, **kwargs})
+
+
+def test_networks_map_codes_to_images_and_back():
+    generator = DCGANGenerator(latent_dim=8, width=8).eval()
+    images = generator(torch.randn(3, 8))
+    assert images.shape == (3, 1, 32, 32) and 0 <= images.min() and images.max() <= 1
+    assert ConvEncoder(8, width=8)(images).shape == (3, 8)
+    with pytest.raises(InversionError, match="power of two"):
+        DCGANGenerator(image_size=24)
+
+
+def test_corrupt_replaces_one_square_per_image():
+    images = torch.zeros(4, 1, 16, 16)
+    damaged = corrupt(images, 5, torch.Generator().manual_seed(0))
+    changed = (damaged != images).flatten(1).sum(1)
+    assert changed.tolist() == [25] * 4  # uniform noise is never exactly 0
+    with pytest.raises(InversionError, match="patch"):
+        corrupt(images, 17)
+
+
+def test_encoder_learns_to_recover_codes():
+    torch.manual_seed(0)
+    generator = DCGANGenerator(latent_dim=4, width=8).eval().requires_grad_(False)
+    encoder = ConvEncoder(4, width=8)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=3e-3)
+    z = torch.randn(32, 4)
+    first = None
+    for _ in range(30):
+        loss, parts = encoder_loss(encoder, generator, z, EncoderWeights())
+        first = first or float(parts["latent"].detach())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(parts["latent"]) < 0.5 * first
+    metrics, images = inversion_metrics(encoder.eval(), generator, z[:8], patch=6)
+    assert set(images) == {"original", "reconstructed", "corrupted", "repaired"}
+    assert metrics["latent_cosine"].shape == (8,)
+
+
+@pytest.fixture(scope="module")
+def dcgan_checkpoint(tmp_path_factory):
+    """A DCGANModule checkpoint after two steps (a generator spec)."""
+    root = tmp_path_factory.mktemp("dcgan")
+    module = DCGANModule(latent_dim=8, width=8)
+    fit = trainer(root, max_steps=2, limit_val_batches=1)
+    fit.fit(module, datamodule=DigitsDataModule(batch_size=8))
+    path = root / "dcgan.ckpt"
+    fit.save_checkpoint(path)
+    return path, module
+
+
+def test_a_dcgan_checkpoint_is_a_generator_spec(dcgan_checkpoint):
+    path, module = dcgan_checkpoint
+    generator = build_generator(str(path))
+    assert not any(p.requires_grad for p in generator.parameters()) and not generator.training
+    z = torch.randn(4, 8)
+    torch.testing.assert_close(generator(z), module.generator.eval()(z))
+    with pytest.raises(InversionError, match="digits:dcgan"):
+        build_generator("digits:gan")
+
+
+def test_gan_inversion_trains_on_codes_only(dcgan_checkpoint, tmp_path):
+    path, _ = dcgan_checkpoint
+    module = GANInversion(generator=str(path), width=8, steps=3)
+    fit = trainer(tmp_path, limit_val_batches=1)
+    fit.fit(module, datamodule=LatentCodesDataModule(latent_dim=8, batch_size=4, num_val=4))
+    assert fit.global_step == 3
+    assert all(k.startswith("encoder.") for k in module.state_dict())
+    metrics = fit.callback_metrics
+    assert {"val/latent_mse", "val/latent_cosine", "val/psnr_repaired"} <= set(metrics)
+    with pytest.raises(InversionError, match="LatentCodesDataModule"):
+        trainer(tmp_path).fit(GANInversion(generator=str(path), width=8), DigitsDataModule())
+    with pytest.raises(InversionError, match="latent_dim"):
+        trainer(tmp_path).fit(module, datamodule=LatentCodesDataModule(latent_dim=16))
+    # real digits are projected onto the generator at test time
+    batch = next(iter(DigitsDataModule(batch_size=4).test_dataloader()))
+    out = module.test_step(batch, 0)
+    assert out["images"].shape == out["originals"].shape == (4, 1, 32, 32)

@@ -1,0 +1,344 @@
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+import train
+from datamodules import DigitsDataModule, SyntheticImagesDataModule
+from inversion import InversionError, build_classifier
+from inversion.data.synthesised import write_manifest, write_png
+from inversion.inverters import BlockOptions, InverterStack, export_inverter
+from inversion.layerwise import LossWeights, Schedule, blockwise_loss
+from inversion.models.split import default_layers, split_classifier
+from lightning_modules import LayerwiseInversion
+
+TINY = {"blockwise_steps": 2, "resync_steps": 2, "export_path": None}
+
+
+def trainer(tmp_path, **kwargs) -> pl.Trainer:
+    options = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+        "default_root_dir": tmp_path,
+    }
+    options.update(kwargs)
+    return pl.Trainer(**options)
+
+
+@pytest.mark.parametrize("spec", ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"])
+def test_blocks_reproduce_the_classifier_and_invert_to_images(spec):
+    model = build_classifier(spec).freeze()
+    layers = default_layers(model)
+    blocks = split_classifier(model, layers, (1, 32, 32))
+    images = torch.rand(3, 1, 32, 32)
+    _, features = model.forward_with_features(images, layers)
+    prefix = blocks.prefix(images)
+    for k, layer in enumerate(layers, start=1):
+        torch.testing.assert_close(prefix[k], features[layer], rtol=0, atol=0)
+        assert tuple(prefix[k].shape[1:]) == blocks.shapes[k]
+    stack = InverterStack(blocks.shapes).eval()
+    chain = stack.chain(prefix[-1])
+    assert [tuple(h.shape[1:]) for h in chain] == blocks.shapes
+    assert 0 <= chain[0].min() and chain[0].max() <= 1
+    for k in range(1, len(layers) + 1):  # every truncation inverts its own depth
+        assert stack(prefix[k], k).shape == images.shape
+
+
+def test_prefix_stops_at_the_requested_depth():
+    model = build_classifier("digits:resnet").freeze()
+    blocks = split_classifier(model, ["stem", "stage1", "stage2", "stage3"], (1, 32, 32))
+    called = []
+    handle = model.net.stage3.conv1.register_forward_hook(lambda *_: called.append(1))
+    blocks.prefix(torch.rand(2, 1, 32, 32), depth=2)
+    assert called == []
+    blocks.prefix(torch.rand(2, 1, 32, 32))
+    handle.remove()
+    assert called == [1]
+
+
+def test_blocks_stay_frozen_and_are_not_trained():
+    model = build_classifier("digits:cnn").freeze()
+    blocks = split_classifier(model, ["stage1", "penultimate"], (1, 32, 32))
+    blocks.train()
+    assert not any(m.training for m in blocks.modules())
+    assert not any(p.requires_grad for p in blocks.parameters())
+
+
+def test_bad_cuts_are_clear_errors():
+    model = build_classifier("digits:resnet").freeze()
+    with pytest.raises(InversionError, match="Close names: stage2"):
+        split_classifier(model, ["stage22"], (1, 32, 32))
+    with pytest.raises(InversionError, match="not in forward order"):
+        split_classifier(model, ["stage2", "stage1"], (1, 32, 32))
+    with pytest.raises(InversionError, match="skip connection across the cut"):
+        split_classifier(model, ["stage1.conv1", "stage2"], (1, 32, 32))
+    with pytest.raises(InversionError, match="can only be the last"):
+        split_classifier(model, ["penultimate", "stage3"], (1, 32, 32))
+
+
+def test_timm_and_torchvision_resnets_split_at_the_stem_and_stages():
+    timm_model = build_classifier("timm:resnet18", num_classes=10).freeze()
+    layers = default_layers(timm_model)
+    assert layers == ["act1", "layer1", "layer2", "layer3", "layer4", "penultimate"]
+    blocks = split_classifier(timm_model, layers, (3, 32, 32))
+    assert blocks.shapes[1:] == [
+        (64, 16, 16),
+        (64, 8, 8),
+        (128, 4, 4),
+        (256, 2, 2),
+        (512, 1, 1),
+        (512,),
+    ]
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(blocks(images), timm_model.penultimate(images))
+    tv_model = build_classifier("torchvision:resnet18", num_classes=10).freeze()
+    tv_blocks = split_classifier(tv_model, ["relu", "layer1", "layer4", "penultimate"], (3, 32, 32))
+    torch.testing.assert_close(tv_blocks(images), tv_model.penultimate(images))
+
+
+def test_block_options_and_loss_weights_are_checked():
+    assert BlockOptions.from_dict({"norm": "group"}).norm == "group"
+    with pytest.raises(InversionError, match="valid ones"):
+        BlockOptions.from_dict({"normalisation": "group"})
+    with pytest.raises(InversionError, match="choose one of"):
+        BlockOptions(norm="layer")
+    with pytest.raises(InversionError, match="valid ones"):
+        LossWeights.from_dict({"cycles": 1.0})
+
+
+def test_schedule_walks_blocks_then_resync():
+    schedule = Schedule(3, blockwise_steps=4, resync_steps=5)
+    assert schedule.total == 17
+    phases = [schedule.at(s) for s in range(schedule.total)]
+    assert [p.block for p in phases[:12]] == [1] * 4 + [2] * 4 + [3] * 4
+    assert {p.name for p in phases[12:]} == {"resync"} and phases[12].optimizer == 3
+    assert phases[4].step == 0 and phases[4].lr == schedule.lr  # each block restarts the decay
+    assert phases[16].lr < phases[12].lr == schedule.resync_lr
+    naive = Schedule(3, method="naive", blockwise_steps=4, resync_steps=5)
+    assert naive.total == 17 and naive.at(16).name == "naive"
+    with pytest.raises(InversionError, match="choose one of"):
+        Schedule(3, method="greedy")
+
+
+def test_blockwise_training_lowers_both_losses():
+    torch.manual_seed(0)
+    model = build_classifier("digits:cnn").freeze()
+    blocks = split_classifier(model, ["stem"], (1, 16, 16))
+    stack = InverterStack(blocks.shapes)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=3e-3)
+    images = torch.rand(8, 1, 16, 16)
+    first = None
+    for _ in range(20):
+        loss, parts = blockwise_loss(blocks, stack, 1, images, LossWeights())
+        first = first or {k: float(v) for k, v in parts.items()}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(parts["reconstruction"]) < 0.5 * first["reconstruction"]
+    assert float(parts["cycle"]) < 0.5 * first["cycle"]
+
+
+ISOLATED_LOAD = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"inversion", "lightning_modules", "datamodules",
+                                      "callbacks", "lightning", "train"}:
+                raise ImportError("the project must not be needed: " + name)
+    sys.meta_path.insert(0, Block())
+    sys.path = [p for p in sys.path if p not in ("", ".") and "wt-" not in p]
+    import torch
+    extra = {"inverter.json": ""}
+    inverter = torch.export.load(sys.argv[1], extra_files=extra).module()
+    features = torch.load(sys.argv[2], weights_only=True)
+    torch.save(inverter(features), sys.argv[3])
+    print(extra["inverter.json"])
+    """
+)
+
+
+def test_exported_inverter_runs_without_the_project(tmp_path):
+    model = build_classifier("digits:cnn").freeze()
+    blocks = split_classifier(model, ["stem", "stage1", "stage2"], (1, 32, 32))
+    stack = InverterStack(blocks.shapes).eval()
+    path = export_inverter(stack, 2, tmp_path / "inv.pt2", {"layer": "stage1"})
+    assert stack.training is False and next(stack.parameters()).device.type == "cpu"
+    features = blocks(torch.rand(5, 1, 32, 32), depth=2)
+    torch.save(features, tmp_path / "features.pt")
+    script = tmp_path / "load.py"
+    script.write_text(ISOLATED_LOAD)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(path),
+            str(tmp_path / "features.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"layer": "stage1"' in result.stdout and '"input_shape": [32, 16, 16]' in result.stdout
+    with torch.no_grad():
+        expected = stack(features, 2)
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+
+
+def small_data(**kwargs) -> SyntheticImagesDataModule:
+    return SyntheticImagesDataModule(**{"source": "smooth", "batch_size": 4, **kwargs})
+
+
+def test_module_trains_on_noise_and_never_saves_the_classifier(tmp_path):
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "stage1"], **TINY)
+    fit = trainer(tmp_path)
+    fit.fit(module, datamodule=small_data())
+    assert fit.global_step == module.schedule.total == 6
+    keys = module.state_dict().keys()
+    assert keys and all(k.startswith("inverter.") for k in keys)
+
+
+@pytest.mark.parametrize(
+    "real",
+    [
+        lambda: DigitsDataModule(batch_size=4),
+        lambda: SyntheticImagesDataModule(source="smooth", evaluate_on="digits:train"),
+    ],
+    ids=["digits", "evaluate_on"],
+)
+def test_real_images_never_train_and_may_evaluate(tmp_path, real):
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
+    data = real()
+    if isinstance(data, DigitsDataModule):
+        with pytest.raises(InversionError, match="zero-shot: it trains only on synthetic"):
+            trainer(tmp_path).fit(module, datamodule=data)
+        assert module.global_step == 0
+    else:  # real images reach validation and test only
+        fit = trainer(tmp_path, limit_val_batches=1)
+        fit.fit(module, datamodule=data)
+        assert fit.global_step == 4
+    results = trainer(tmp_path, limit_test_batches=2).test(module, datamodule=DigitsDataModule())
+    assert 0 < results[0]["test/psnr_stem"] < 60
+
+
+def test_training_on_a_real_loader_is_refused(tmp_path):
+    images = torch.rand(8, 1, 32, 32)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(8)))
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
+    with pytest.raises(InversionError, match="TensorDataset"):
+        trainer(tmp_path).fit(module, train_dataloaders=loader)
+
+
+def fit_to(tmp_path, name, max_steps, ckpt_path=None, callbacks=()):
+    torch.manual_seed(0)
+    module = LayerwiseInversion(
+        classifier="digits:cnn",
+        layers=["stem", "stage1"],
+        blockwise_steps=3,
+        resync_steps=3,
+        export_path=None,
+    )
+    fit = trainer(
+        tmp_path / name,
+        max_steps=max_steps,
+        callbacks=list(callbacks),
+        enable_checkpointing=bool(callbacks),
+    )
+    fit.fit(module, datamodule=small_data(), ckpt_path=ckpt_path)
+    return module, fit
+
+
+def test_resuming_either_phase_is_exact(tmp_path):
+    saver = ModelCheckpoint(tmp_path / "ckpts", every_n_train_steps=1, save_top_k=-1)
+    full, _ = fit_to(tmp_path, "full", -1, callbacks=[saver])
+    for stop in (4, 7):  # inside block 2 of the blockwise phase; inside the resync phase
+        ckpt = tmp_path / "ckpts" / f"epoch=0-step={stop}.ckpt"
+        assert torch.load(ckpt, weights_only=True)["global_step"] == stop
+        resumed, fit = fit_to(tmp_path, f"resumed{stop}", -1, ckpt_path=str(ckpt))
+        assert fit.global_step == full.schedule.total == 9
+        for key, value in full.state_dict().items():
+            torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_CONFIGS = sorted((REPO / "configs" / "paper").glob("layerwise_*.yaml"))
+
+
+def stamped_folder(root: Path, count: int = 6) -> Path:
+    """A small folder stamped as written by class inversion (random RGB images)."""
+    files = {}
+    for i in range(count):
+        image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i))
+        files[f"{i % 2}/{i}.png"] = write_png(image, root / f"{i % 2}" / f"{i}.png")
+    write_manifest(root, files, {"module": "ClassInversion"})
+    return root
+
+
+@pytest.mark.parametrize("config", PAPER_CONFIGS, ids=lambda p: p.stem)
+def test_paper_configs_run_at_a_small_size(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    commands = re.findall(r"python train\.py (\w+) --config (\S+)", config.read_text())
+    assert ("fit", f"configs/paper/{config.name}") in commands
+    data = yaml.safe_load(config.read_text())
+    model, datamodule = data["model"]["init_args"], data["data"]["init_args"]
+    assert model["classifier"] == "timm:resnet50"
+    assert model["layers"] == ["act1", "layer1", "layer2", "layer3", "layer4"]
+    model.update(pretrained=False, image_size=32, block={**model["block"], "max_width": 16})
+    datamodule.update(image_size=32, batch_size=2, evaluate_on="digits:test", num_workers=0)
+    if datamodule["source"] not in ("gaussian", "uniform", "smooth"):
+        datamodule["source"] = str(stamped_folder(tmp_path / "synthesised"))
+    assert data["trainer"]["precision"] == "bf16-mixed"
+    data["trainer"]["precision"] = "32-true"  # bf16 on a CPU is slow; see the bf16 test
+    small = tmp_path / config.name
+    small.write_text(yaml.safe_dump(data))
+    cli = train.main(
+        ["fit", "--config", str(small), "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu"]
+    )
+    assert cli.trainer.global_step == 1
+    shapes = [(64, 16, 16), (256, 8, 8), (512, 4, 4), (1024, 2, 2), (2048, 1, 1)]
+    assert cli.model.blocks.shapes[1:] == shapes
+
+
+def test_bf16_autocast_trains(tmp_path):
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "penultimate"], **TINY)
+    fit = trainer(tmp_path, precision="bf16-mixed", max_steps=3)
+    fit.fit(module, datamodule=small_data())
+    assert fit.global_step == 3
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_plain_ddp_is_refused_with_a_hint(tmp_path):
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
+    module.trainer = trainer(tmp_path, devices=2, strategy="ddp_spawn")
+    with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
+        module.setup("fit")
+
+
+def test_two_process_ddp_trains_one_synced_stack(tmp_path):
+    torch.manual_seed(0)
+    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "stage1"], **TINY)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    fit = trainer(tmp_path, devices=2, strategy="ddp_spawn_find_unused_parameters_true")
+    fit.fit(module, datamodule=small_data())
+    assert fit.state.finished  # the weights come back from rank 0
+    changed = [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("inverter.blocks.0.") for k in changed)
+    assert any(k.startswith("inverter.blocks.1.") for k in changed)
