@@ -117,12 +117,11 @@ def main() -> None:
     unknown = sorted(set(names) - set(TABLES))
     if unknown:
         parser.error(f"unknown tables {unknown}; choose from {list(TABLES)}")
-    text = README.read_text()
     for name in names:
         table = TABLES[name]()
         print(table)
-        text = replace_table(text, name, table)
-    README.write_text(text)
+        # read and write around each table only: edits made while it computed are kept
+        README.write_text(replace_table(README.read_text(), name, table))
 
 
 if __name__ == "__main__":
