@@ -57,7 +57,8 @@ class LatentCodesDataModule(pl.LightningDataModule):
         super().__init__()
         if min(latent_dim, batch_size, num_val) < 1:
             raise InversionError("latent_dim, batch_size and num_val must be at least 1.")
-        self.save_hyperparameters()
+        # a module with a schedule overrides steps: not a hyperparameter of the data
+        self.save_hyperparameters(ignore=["steps"])
         self.steps = steps
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102

@@ -182,7 +182,8 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
             raise InversionError(f"channels must be 1 or 3, got {channels}.")
         if batch_size < 1 or num_val_images < 1:
             raise InversionError("batch_size and num_val_images must be at least 1.")
-        self.save_hyperparameters()
+        # a module with a schedule overrides steps: not a hyperparameter of the data
+        self.save_hyperparameters(ignore=["steps"])
         self.steps = steps
         self.is_noise = source in NOISE_KINDS
         self._folder: tuple[list[Path], list[int]] | None = None

@@ -156,15 +156,16 @@ def test_bad_settings_are_clear_errors():
 
 # --- agreement with Foolbox 3 ---------------------------------------------------------------
 # Foolbox's L2/LinfPGD (random start off, last iterate, summed cross-entropy) is the same
-# algorithm. On networks with max pooling and ReLU, ties in upsampled digits let rounding
-# differences of 1e-7 pick another branch after some steps, and a few trajectories separate
-# (seen on digits:cnn after ~8 L2 steps, in float64 too); sign steps (L-inf) and smooth
-# networks (the ResMLP, GELU) are immune, so those are compared over 20 steps.
+# algorithm. Long L2 trajectories are chaotic: ties in max pooling and ReLU on upsampled
+# digits, and the unit-normalised gradients of very confident examples, turn rounding
+# differences of 1e-7 into different steps (digits:cnn separates after 5-10 L2 steps on
+# some CPUs and not others; the ViT after ~15, in float64 too). Sign steps (L-inf) and the
+# smooth ResMLP are immune and are compared over 20 steps; the ViT over 5 L2 steps.
 FOOLBOX_CASES = [
     ("digits:cnn", "linf", 20),
     ("digits:resnet", "linf", 20),
     ("digits:mlp", "l2", 20),
-    ("digits:cnn", "l2", 5),
+    ("digits:vit", "l2", 5),
 ]
 
 
