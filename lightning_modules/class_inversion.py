@@ -12,7 +12,7 @@ from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.errors import InversionError
 from inversion.models import build_classifier
 from lightning_modules.base import BaseTask
-from lightning_modules.strategies import IndependentDDPStrategy
+from lightning_modules.strategies import refuse_wrapping_ddp
 
 
 class ClassInversion(BaseTask):
@@ -91,13 +91,7 @@ class ClassInversion(BaseTask):
                 "ClassInversion needs a ClassTargetsDataModule (which classes, "
                 f"how many images each); got {type(datamodule).__name__}."
             )
-        strategy = self.trainer.strategy
-        if self.trainer.world_size > 1 and not isinstance(strategy, IndependentDDPStrategy):
-            raise InversionError(
-                "Under DDP, class inversion optimises each process's own "
-                "images: use --trainer.strategy ddp_independent (or "
-                "ddp_spawn_independent)."
-            )
+        refuse_wrapping_ddp(self.trainer.strategy, "class inversion")
         if len(self.produced) != datamodule.num_targets:
             self._make_buffers(datamodule.num_targets, self.hparams.image_size)
         generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + self.global_rank)

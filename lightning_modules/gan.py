@@ -9,6 +9,7 @@ from torch import Tensor
 
 from inversion.dcgan import ConvEncoder, DCGANGenerator, gan_optimizers, gan_step
 from lightning_modules.base import BaseTask
+from lightning_modules.strategies import require_unused_parameter_search
 
 
 class DCGANModule(BaseTask):
@@ -40,6 +41,15 @@ class DCGANModule(BaseTask):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+
+    def setup(self, stage: str) -> None:
+        """Check the strategy: DDP must look for unused parameters (see below)."""
+        if stage == "fit":
+            require_unused_parameter_search(
+                self.trainer.strategy,
+                "DCGANModule",
+                "the discriminator and generator steps each leave the other network idle",
+            )
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams

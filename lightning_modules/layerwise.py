@@ -10,13 +10,13 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from datamodules.synthetic_images import check_synthetic_training
-from inversion.errors import InversionError
 from inversion.inverters import BlockOptions, InverterStack, export_inverter
 from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models import build_classifier
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules.base import BaseTask
+from lightning_modules.strategies import require_unused_parameter_search
 
 
 class LayerwiseInversion(BaseTask):
@@ -125,18 +125,11 @@ class LayerwiseInversion(BaseTask):
         """Size the data to the schedule; fit runs until the schedule's last step."""
         if stage != "fit":
             return
-        strategy = self.trainer.strategy
-        ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if (
-            self.trainer.world_size > 1
-            and ddp_kwargs is not None
-            and self.schedule.method == "layerwise"
-            and not ddp_kwargs.get("find_unused_parameters")
-        ):
-            raise InversionError(
-                "The blockwise phase trains one inverse block per step, so under DDP the "
-                "other blocks have no gradients: use --trainer.strategy "
-                "ddp_find_unused_parameters_true (or ddp_spawn_find_unused_parameters_true)."
+        if self.schedule.method == "layerwise":
+            require_unused_parameter_search(
+                self.trainer.strategy,
+                "LayerwiseInversion",
+                "the blockwise phase trains one inverse block per step",
             )
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "steps"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
+
+from inversion.errors import InversionError
 
 
 class IndependentDDPStrategy(DDPStrategy):
@@ -16,6 +18,39 @@ class IndependentDDPStrategy(DDPStrategy):
 
     def configure_ddp(self) -> None:
         """Keep the LightningModule unwrapped (nothing to synchronise)."""
+
+
+def require_unused_parameter_search(strategy: Strategy, module_name: str, why: str) -> None:
+    """Refuse a DistributedDataParallel wrapper that would not look for unused parameters.
+
+    Applies to every DDP strategy that wraps the module (also with a single device, where
+    torch's own error comes only at the first backward pass) and not to ``ddp_independent``.
+
+    Raises:
+        InversionError: With the strategy name to use instead.
+    """
+    if not isinstance(strategy, DDPStrategy) or isinstance(strategy, IndependentDDPStrategy):
+        return
+    if strategy._ddp_kwargs.get("find_unused_parameters"):
+        return
+    raise InversionError(
+        f"{module_name}: {why}, so under DDP some parameters get no gradient in a step: use "
+        "--trainer.strategy ddp_find_unused_parameters_true (or "
+        "ddp_spawn_find_unused_parameters_true)."
+    )
+
+
+def refuse_wrapping_ddp(strategy: Strategy, module_name: str) -> None:
+    """Refuse DDP strategies that wrap the module, for per-sample optimisation.
+
+    Raises:
+        InversionError: Pointing to ``ddp_independent``.
+    """
+    if isinstance(strategy, DDPStrategy) and not isinstance(strategy, IndependentDDPStrategy):
+        raise InversionError(
+            f"Under DDP, {module_name} optimises each process's own images (nothing to "
+            "synchronise): use --trainer.strategy ddp_independent (or ddp_spawn_independent)."
+        )
 
 
 for _name, _method in (("ddp_independent", "popen"), ("ddp_spawn_independent", "spawn")):

@@ -179,6 +179,11 @@ def test_plain_ddp_is_refused_with_a_hint():
     trainer = _trainer(devices=2, strategy="ddp_spawn")
     with pytest.raises(Exception, match="ddp_independent"):
         trainer.fit(module, datamodule=ClassTargetsDataModule(num_classes=10, classes=[1, 2]))
+    # on one device too (torch's own error would come later, and say less)
+    module.trainer = _trainer(devices=1, strategy="ddp")
+    module.trainer.datamodule = ClassTargetsDataModule(num_classes=10, classes=[1, 2])
+    with pytest.raises(InversionError, match="ddp_independent"):
+        module.setup("fit")
 
 
 def test_two_process_ddp_produces_each_target_exactly_once():

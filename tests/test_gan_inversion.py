@@ -71,6 +71,28 @@ def dcgan_checkpoint(tmp_path_factory):
     return path, module
 
 
+def test_dcgan_under_ddp_needs_the_unused_parameter_search(tmp_path):
+    module = DCGANModule(latent_dim=8, width=8)
+    module.trainer = trainer(tmp_path, devices=1, strategy="ddp")
+    with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
+        module.setup("fit")
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    fit = trainer(
+        tmp_path,
+        devices=2,
+        strategy="ddp_spawn_find_unused_parameters_true",
+        max_steps=2,
+        limit_val_batches=1,
+    )
+    fit.fit(module, datamodule=DigitsDataModule(batch_size=8))
+    assert fit.state.finished
+    changed = {
+        k.split(".")[0] for k, v in module.state_dict().items() if not torch.equal(v, before[k])
+    }
+    assert changed == {"generator", "discriminator"}
+
+
 def test_a_dcgan_checkpoint_is_a_generator_spec(dcgan_checkpoint):
     path, module = dcgan_checkpoint
     generator = build_generator(str(path))

@@ -327,9 +327,10 @@ def test_bf16_autocast_trains(tmp_path):
 
 def test_plain_ddp_is_refused_with_a_hint(tmp_path):
     module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
-    module.trainer = trainer(tmp_path, devices=2, strategy="ddp_spawn")
-    with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
-        module.setup("fit")
+    for devices, strategy in ((2, "ddp_spawn"), (1, "ddp")):
+        module.trainer = trainer(tmp_path, devices=devices, strategy=strategy)
+        with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
+            module.setup("fit")
 
 
 def test_two_process_ddp_trains_one_synced_stack(tmp_path):
