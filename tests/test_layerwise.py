@@ -69,6 +69,13 @@ def test_prefix_stops_at_the_requested_depth():
     assert called == [1]
 
 
+def test_a_classifier_already_moved_is_split_where_it_is():
+    classifier = build_classifier("digits:cnn").freeze().double()  # like one on a GPU
+    blocks = split_classifier(classifier, ["stage1", "penultimate"], (1, 32, 32))
+    images = torch.rand(3, 1, 32, 32, dtype=torch.float64)
+    torch.testing.assert_close(blocks.prefix(images)[-1], classifier.penultimate(images))
+
+
 def test_blocks_stay_frozen_and_are_not_trained():
     model = build_classifier("digits:cnn").freeze()
     blocks = split_classifier(model, ["stage1", "penultimate"], (1, 32, 32))

@@ -174,8 +174,9 @@ class ClassifierBlocks(nn.Module):
         self.blocks = nn.ModuleList(segments)
         self.requires_grad_(False)
         super().train(False)
-        with torch.no_grad():
-            probe = torch.zeros(2, *image_shape)
+        weight = next(iter(classifier.parameters()), torch.empty(0))
+        with torch.no_grad():  # probe where the classifier is (it may be on a GPU already)
+            probe = torch.zeros(2, *image_shape, device=weight.device, dtype=weight.dtype)
             self.shapes = [tuple(h.shape[1:]) for h in self.prefix(probe)]
 
     def train(self, mode: bool = True) -> ClassifierBlocks:
