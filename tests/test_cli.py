@@ -21,6 +21,16 @@ CLASS_INVERSION_PAPER_CONFIGS = [
 ]
 
 
+# fast_dev_run cuts batches, not a module's inner optimisation: keep those short here
+INNER_STEPS = {"RepresentationTools": ["--model.init_args.steps=3"]}
+
+
+def fast_overrides(config: Path) -> list[str]:
+    """Extra arguments that shorten a config's inner loops (by its model class)."""
+    class_path = yaml.safe_load(config.read_text())["model"]["class_path"]
+    return INNER_STEPS.get(class_path.rsplit(".", 1)[-1], [])
+
+
 @pytest.fixture(autouse=True)
 def _plain_argv(monkeypatch):
     monkeypatch.setattr("sys.argv", ["train.py"])
@@ -51,6 +61,7 @@ def test_every_config_runs_fast_dev_run(config, tmp_path, monkeypatch):
             "--trainer.fast_dev_run=true",
             "--trainer.accelerator=cpu",
             "--trainer.enable_progress_bar=false",
+            *fast_overrides(config),
         ]
     )
     assert cli.trainer.state.finished
