@@ -117,7 +117,7 @@ class ConditionedGeneratorInversion(BaseTask):
                 f"{hp.classifier} has no layer {hp.feature_layer!r}; choose one of "
                 f"{classifier.layer_names()[-8:]} (or any of classifier.layer_names())."
             )
-        object.__setattr__(self, "classifier", classifier)  # not a submodule: never saved
+        self.attach_frozen("classifier", classifier)  # not a submodule: never saved
         self.generator = ConditionedGenerator(
             classifier.num_classes,
             image_size=hp.image_size,
@@ -158,12 +158,6 @@ class ConditionedGeneratorInversion(BaseTask):
             hp.channels,
             min(hp.image_size, MAX_PIXEL_SIZE),
         )
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ConditionedGeneratorInversion:
-        """Move the (unregistered) classifier along with the module."""
-        super()._apply(fn, *args, **kwargs)
-        self.classifier._apply(fn, *args, **kwargs)
-        return self
 
     def setup(self, stage: str) -> None:
         """Check the pairing and give the data module the model's sizes."""

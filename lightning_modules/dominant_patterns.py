@@ -108,8 +108,10 @@ class DominantPatterns(BaseTask):
         self.objective = PatternObjective(hp.objective, hp.layer, tuple(hp.layers or ()))
         self.objective.check(classifier)
         transfers = {short_name(s): self._frozen(build_classifier(s)) for s in hp.transfer_to or []}
-        object.__setattr__(self, "classifier", classifier)  # not submodules: never saved
-        object.__setattr__(self, "transfer_models", transfers)
+        self.attach_frozen("classifier", classifier)  # not submodules: never saved
+        object.__setattr__(self, "transfer_models", transfers)  # a dict, by name
+        for name, model in transfers.items():
+            self.attach_frozen(f"transfer_{name}", model)
         self.pattern = UniversalPattern(hp.channels, hp.image_size, hp.eps, hp.clip, hp.canvas)
         if hp.pattern_from:
             self.pattern.load_from(hp.pattern_from)
@@ -126,13 +128,6 @@ class DominantPatterns(BaseTask):
             return nn.ModuleDict({name: PatternScores(m.num_classes) for name, m in models.items()})
 
         self.scores = nn.ModuleDict({"val": scores(), "test": scores()})
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DominantPatterns:
-        """Move the (unregistered) classifiers along with the module."""
-        super()._apply(fn, *args, **kwargs)
-        for model in (self.classifier, *self.transfer_models.values()):
-            model._apply(fn, *args, **kwargs)
-        return self
 
     # --- optimisation -----------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102

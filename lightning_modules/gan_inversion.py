@@ -56,7 +56,7 @@ class GANInversion(BaseTask):
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
         generator = build_generator(hp.generator)
-        object.__setattr__(self, "generator", generator)  # frozen: never saved
+        self.attach_frozen("generator", generator)  # frozen: never saved
         self.encoder = ConvEncoder(
             generator.latent_dim, generator.channels, hp.width, generator.image_size
         )
@@ -64,12 +64,6 @@ class GANInversion(BaseTask):
 
     def configure_metrics(self) -> None:  # noqa: D102
         self.metrics = torch.nn.ModuleDict({name: MeanMetric() for name in METRICS})
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> GANInversion:
-        """Move the (unregistered) generator along with the module."""
-        super()._apply(fn, *args, **kwargs)
-        self.generator._apply(fn, *args, **kwargs)
-        return self
 
     def setup(self, stage: str) -> None:
         """Size the codes' loader to ``steps``; check the code size."""

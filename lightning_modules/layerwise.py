@@ -96,8 +96,8 @@ class LayerwiseInversion(BaseTask):
         blocks = split_classifier(
             classifier, self.layers, (hp.channels, hp.image_size, hp.image_size)
         )
-        object.__setattr__(self, "blocks", blocks)  # frozen, shares the classifier: never saved
-        object.__setattr__(self, "classifier", classifier)
+        self.attach_frozen("blocks", blocks)  # frozen, runs the classifier's layers: never saved
+        object.__setattr__(self, "classifier", classifier)  # moves with the blocks
         self.inverter = InverterStack(blocks.shapes, BlockOptions.from_dict(hp.block))
         self.schedule = Schedule(
             len(self.layers),
@@ -113,12 +113,6 @@ class LayerwiseInversion(BaseTask):
     def configure_metrics(self) -> None:  # noqa: D102
         names = [f"{metric}_{layer}" for layer in self.layers for metric in ("psnr", "agree")]
         self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> LayerwiseInversion:
-        """Move the (unregistered) classifier blocks along with the module."""
-        super()._apply(fn, *args, **kwargs)
-        self.blocks._apply(fn, *args, **kwargs)
-        return self
 
     # --- set-up -----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
