@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from inversion.models import ImageClassifier, build_classifier
+
 
 class BaseTask(pl.LightningModule):
     """A LightningModule built in three hooks, after its init args are saved.
@@ -56,6 +58,21 @@ class BaseTask(pl.LightningModule):
             self._frozen_models.pop(name, None)
         else:
             self._frozen_models[name] = model
+
+    def frozen_target(self) -> ImageClassifier:
+        """The frozen classifier named by the shared hyperparameters.
+
+        Modules that invert or attack a classifier take ``classifier``, ``weights``,
+        ``pretrained``, ``classifier_num_classes`` and ``input_size``; this builds it.
+        """
+        hp = self.hparams
+        return build_classifier(
+            hp.classifier,
+            num_classes=hp.classifier_num_classes,
+            input_size=hp.input_size,
+            pretrained=hp.pretrained,
+            weights=hp.weights,
+        ).freeze()
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> BaseTask:
         """Move the frozen models along with the module."""

@@ -63,13 +63,7 @@ class ClassInversion(BaseTask):
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
         self.recipe = recipe_from(hp.recipe, hp.options)
-        classifier = build_classifier(
-            hp.classifier,
-            num_classes=hp.classifier_num_classes,
-            input_size=hp.input_size,
-            pretrained=hp.pretrained,
-            weights=hp.weights,
-        ).freeze()
+        classifier = self.frozen_target()
         self.attach_frozen("classifier", classifier)  # not a submodule: never saved
         self._make_buffers(0, hp.image_size)
         student = build_classifier(hp.student).freeze() if hp.student else None

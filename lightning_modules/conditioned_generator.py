@@ -15,7 +15,7 @@ from inversion.generator_losses import GeneratorLoss
 from inversion.generator_samples import GENERATOR_KEY
 from inversion.generators import ConditionedGenerator
 from inversion.metrics.diversity import ClassDiversity
-from inversion.models import PENULTIMATE, build_classifier
+from inversion.models import PENULTIMATE
 from inversion.training import warmup_cosine
 from lightning_modules.base import BaseTask
 
@@ -105,13 +105,7 @@ class ConditionedGeneratorInversion(BaseTask):
     # --- set-up -----------------------------------------------------------------------
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
-        classifier = build_classifier(
-            hp.classifier,
-            num_classes=hp.classifier_num_classes,
-            input_size=hp.input_size,
-            pretrained=hp.pretrained,
-            weights=hp.weights,
-        ).freeze()
+        classifier = self.frozen_target()
         if hp.feature_layer not in classifier.layer_names():
             raise InversionError(
                 f"{hp.classifier} has no layer {hp.feature_layer!r}; choose one of "

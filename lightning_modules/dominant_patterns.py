@@ -96,15 +96,7 @@ class DominantPatterns(BaseTask):
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
-        classifier = self._frozen(
-            build_classifier(
-                hp.classifier,
-                num_classes=hp.classifier_num_classes,
-                input_size=hp.input_size,
-                pretrained=hp.pretrained,
-                weights=hp.weights,
-            )
-        )
+        classifier = self._frozen(self.frozen_target())
         self.objective = PatternObjective(hp.objective, hp.layer, tuple(hp.layers or ()))
         self.objective.check(classifier)
         transfers = {short_name(s): self._frozen(build_classifier(s)) for s in hp.transfer_to or []}

@@ -13,7 +13,6 @@ from datamodules.synthetic_images import check_synthetic_training
 from inversion.inverters import BlockOptions, InverterStack, export_inverter
 from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
 from inversion.metrics.reconstruction import agreement, psnr
-from inversion.models import build_classifier
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules.base import BaseTask
 from lightning_modules.strategies import require_unused_parameter_search
@@ -85,13 +84,7 @@ class LayerwiseInversion(BaseTask):
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
-        classifier = build_classifier(
-            hp.classifier,
-            num_classes=hp.classifier_num_classes,
-            input_size=hp.input_size,
-            pretrained=hp.pretrained,
-            weights=hp.weights,
-        ).freeze()
+        classifier = self.frozen_target()
         self.layers = list(hp.layers) if hp.layers else default_layers(classifier)
         blocks = split_classifier(
             classifier, self.layers, (hp.channels, hp.image_size, hp.image_size)

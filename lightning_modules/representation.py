@@ -9,7 +9,7 @@ from torch import Tensor
 
 from inversion.errors import InversionError
 from inversion.metrics.reconstruction import agreement
-from inversion.models import PENULTIMATE, build_classifier
+from inversion.models import PENULTIMATE
 from inversion.representation import (
     gray_seeds,
     interpolate_representations,
@@ -102,13 +102,7 @@ class RepresentationTools(BaseTask):
             raise InversionError(f"Unknown seed_image {hp.seed_image!r}; choose one of {SEEDS}.")
         if hp.features is not None and not hp.features:
             raise InversionError("features is empty; list components, or leave it unset.")
-        classifier = build_classifier(
-            hp.classifier,
-            num_classes=hp.classifier_num_classes,
-            input_size=hp.input_size,
-            pretrained=hp.pretrained,
-            weights=hp.weights,
-        ).freeze()
+        classifier = self.frozen_target()
         self.attach_frozen("classifier", classifier)
         probe = torch.full((1, classifier.in_chans, *classifier.input_size), 0.5)
         width = representation(classifier, probe, hp.layer).shape[1]  # checks the layer name

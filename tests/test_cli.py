@@ -21,8 +21,12 @@ CLASS_INVERSION_PAPER_CONFIGS = [
 ]
 
 
-# fast_dev_run cuts batches, not a module's inner optimisation: keep those short here
-INNER_STEPS = {"RepresentationTools": ["--model.init_args.steps=3"]}
+# fast_dev_run cuts batches, not a module's inner optimisation: keep those short here; the
+# representation tools use digits:cnn-robust, which trains for minutes on first use (the
+# slow robust-prior checks use it), so their wiring is smoke-tested on digits:cnn
+INNER_STEPS = {
+    "RepresentationTools": ["--model.init_args.steps=3", "--model.init_args.classifier=digits:cnn"]
+}
 
 
 def fast_overrides(config: Path) -> list[str]:
