@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import sys
 import time
 
@@ -39,8 +38,7 @@ from inversion.generator_samples import adversarial_samples, predict, sample_cla
 from inversion.generators import ConditionedGenerator
 from inversion.metrics.diversity import ClassDiversity
 from inversion.metrics.scorer import ImageScorer
-from inversion.models.weights import load_checkpoint_file
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file
 
 ZOO = ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"]
 TARGETS = ["digits:cnn", "digits:vit", "digits:mlp"]
@@ -95,12 +93,7 @@ def train_generator(target: str, options: dict) -> tuple[ConditionedGenerator, f
         / "conditioned_generator"
         / f"{target.replace(':', '-')}-{recipe_key(target, options)}.pt"
     )
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                torch.save(_train(target, options), path.with_suffix(f".tmp{os.getpid()}"))
-                os.replace(path.with_suffix(f".tmp{os.getpid()}"), path)
-    saved = load_checkpoint_file(path)
+    saved = cached_torch_file(path, lambda: _train(target, options))
     generator = ConditionedGenerator(**saved["init_args"])
     generator.load_state_dict(saved["state_dict"])
     return generator.eval(), float(saved["seconds"])

@@ -33,9 +33,8 @@ from inversion.data.digits import load_digits_split
 from inversion.data.noise import noise_images
 from inversion.downstream import downstream_accuracy, downstream_classifier
 from inversion.metrics.fooling import score_pattern, transfer_matrix
-from inversion.models.weights import load_checkpoint_file
 from inversion.models.zoo import ZOO
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file
 from inversion.patterns import PatternObjective, UniversalPattern, find_pattern, random_pattern
 
 FORMAT = 1
@@ -113,15 +112,13 @@ def optimise(recipe: PatternRecipe) -> tuple[UniversalPattern, float]:
 def pattern_for(recipe: PatternRecipe) -> tuple[UniversalPattern, float]:
     """The pattern of ``recipe`` from the cache, optimised on first use."""
     path = cache_dir() / "patterns" / f"{recipe.target.replace(':', '-')}-{recipe.key()}.pt"
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                pattern, seconds = optimise(recipe)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                saved = {"pattern": pattern.pattern.detach().cpu(), "seconds": seconds}
-                torch.save({**saved, "recipe": dataclasses.asdict(recipe)}, tmp)
-                os.replace(tmp, path)
-    saved = load_checkpoint_file(path)
+
+    def build() -> dict:
+        pattern, seconds = optimise(recipe)
+        saved = {"pattern": pattern.pattern.detach().cpu(), "seconds": seconds}
+        return {**saved, "recipe": dataclasses.asdict(recipe)}
+
+    saved = cached_torch_file(path, build)
     pattern = UniversalPattern(1, 32, recipe.eps / 255, recipe.clip).requires_grad_(False)
     pattern.pattern.copy_(saved["pattern"])
     return pattern, float(saved["seconds"])

@@ -28,7 +28,7 @@ from inversion.data.digits import load_digits_split
 from inversion.dcgan import DIGITS_GAN, ConvEncoder, build_generator
 from inversion.gan_inversion import EncoderWeights, encoder_loss, inversion_metrics
 from inversion.metrics.reconstruction import psnr
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file
 
 GRID = Path(__file__).resolve().parents[1] / "docs" / "layerwise" / "gan_repair.png"
 PATCH = 12
@@ -56,30 +56,23 @@ class EncoderRecipe:
 def trained_encoder(recipe: EncoderRecipe) -> tuple[ConvEncoder, float]:
     """Train (or load from the cache) an encoder of digits:dcgan on generated pairs."""
     generator = build_generator("digits:dcgan")
-    path = cache_dir() / "gan" / f"encoder-{recipe.key()}.pt"
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                torch.manual_seed(recipe.seed)
-                encoder = ConvEncoder(generator.latent_dim, width=recipe.width)
-                optimizer = torch.optim.Adam(encoder.parameters(), lr=recipe.lr)
-                weights = EncoderWeights(recipe.latent, recipe.cycle)
-                rng = torch.Generator().manual_seed(recipe.seed)
-                start = time.perf_counter()
-                for _ in range(recipe.steps):
-                    z = torch.randn(recipe.batch, generator.latent_dim, generator=rng)
-                    loss, _ = encoder_loss(encoder, generator, z, weights)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                result = {
-                    "state_dict": encoder.state_dict(),
-                    "seconds": time.perf_counter() - start,
-                }
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                torch.save(result, tmp)
-                os.replace(tmp, path)
-    result = torch.load(path, weights_only=True)
+
+    def train() -> dict:
+        torch.manual_seed(recipe.seed)
+        encoder = ConvEncoder(generator.latent_dim, width=recipe.width)
+        optimizer = torch.optim.Adam(encoder.parameters(), lr=recipe.lr)
+        weights = EncoderWeights(recipe.latent, recipe.cycle)
+        rng = torch.Generator().manual_seed(recipe.seed)
+        start = time.perf_counter()
+        for _ in range(recipe.steps):
+            z = torch.randn(recipe.batch, generator.latent_dim, generator=rng)
+            loss, _ = encoder_loss(encoder, generator, z, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return {"state_dict": encoder.state_dict(), "seconds": time.perf_counter() - start}
+
+    result = cached_torch_file(cache_dir() / "gan" / f"encoder-{recipe.key()}.pt", train)
     encoder = ConvEncoder(generator.latent_dim, width=recipe.width)
     encoder.load_state_dict(result["state_dict"])
     return encoder.eval(), result["seconds"]

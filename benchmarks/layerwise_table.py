@@ -38,7 +38,7 @@ from inversion.inverters import BlockOptions, InverterStack
 from inversion.layerwise import LossWeights, Schedule, train_stack
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.models.split import split_classifier
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file, file_lock
 
 TARGET = "digits:resnet"
 VERIFIER = "digits:cnn"
@@ -85,15 +85,7 @@ class Recipe:
 
 
 def _cached(name: str, build) -> dict:
-    path = cache_dir() / "layerwise" / f"{name}.pt"
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                result = build()
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                torch.save(result, tmp)
-                os.replace(tmp, path)
-    return torch.load(path, weights_only=True)
+    return cached_torch_file(cache_dir() / "layerwise" / f"{name}.pt", build)
 
 
 def synthesised_folder() -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from inversion.data.digits import load_digits_split
 from inversion.errors import InversionError
 from inversion.models.weights import load_checkpoint_file
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file
 
 GAN_FORMAT = 1
 
@@ -227,15 +226,7 @@ def digits_gan_path(recipe: GANRecipe = DIGITS_GAN) -> Path:
 
 def digits_gan_checkpoint(recipe: GANRecipe = DIGITS_GAN) -> dict:
     """The cached ``digits:dcgan`` checkpoint, trained on first use."""
-    path = digits_gan_path(recipe)
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                checkpoint = train_digits_gan(recipe)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                torch.save(checkpoint, tmp)
-                os.replace(tmp, path)
-    return load_checkpoint_file(path)
+    return cached_torch_file(digits_gan_path(recipe), lambda: train_digits_gan(recipe))
 
 
 def generator_from_checkpoint(checkpoint: dict, name: str) -> DCGANGenerator:

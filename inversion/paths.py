@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import torch
 
 CACHE_ENV_VAR = "INVERSION_CACHE"
 
@@ -37,3 +40,20 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_torch_file(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()``'s result, computed once and kept at ``path`` (trained on first use).
+
+    Parallel processes (DDP ranks, concurrent jobs) wait on a lock beside the file and only
+    one builds; the file is written atomically and read with ``weights_only=True``.
+    """
+    from inversion.models.weights import load_checkpoint_file  # (imports the zoo, which needs us)
+
+    if not path.is_file():
+        with file_lock(path):
+            if not path.is_file():
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                torch.save(build(), tmp)
+                os.replace(tmp, path)
+    return load_checkpoint_file(path)

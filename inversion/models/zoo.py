@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,7 @@ from inversion.data.digits import NUM_CLASSES, load_digits_split, random_transla
 from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
 from inversion.models.digits_nets import FIXED_SIZE, build_digits_net
-from inversion.models.weights import load_checkpoint_file
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file
 from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
 
 ZOO_FORMAT = 2
@@ -187,15 +185,7 @@ def zoo_checkpoint(name: str) -> dict:
             f"Unknown embedded model digits:{name}; choose one of "
             f"{', '.join('digits:' + n for n in ZOO)}."
         )
-    path = zoo_path(name)
-    if not path.is_file():
-        with file_lock(path):
-            if not path.is_file():
-                checkpoint = train_zoo_model(name)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                torch.save(checkpoint, tmp)
-                os.replace(tmp, path)
-    return load_checkpoint_file(path)
+    return cached_torch_file(zoo_path(name), lambda: train_zoo_model(name))
 
 
 def load_zoo_model(name: str) -> ImageClassifier:
