@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, ratio_table, time_steps
+from timing import fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import ClassTargetsDataModule
 from inversion import build_classifier
@@ -58,24 +57,11 @@ def engine_loop(model, labels, recipe, steps: int, size: int, device: str) -> fl
 
 def module_loop(target: str, options: dict, per_class: int, device: str) -> float:
     """Seconds per training step of the LightningModule."""
-    timer = StepTimer()
     module = ClassInversion(
         classifier=target, recipe="pii", options=options, image_size=32, channels=1
     )
     data = ClassTargetsDataModule(num_classes=10, images_per_class=per_class, batch_size=10_000)
-    trainer = pl.Trainer(
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=data)
-    return timer.seconds_per_step
+    return fit_seconds_per_step(module, device, datamodule=data)
 
 
 def main() -> None:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, ratio_table, time_steps
+from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import LatentsDataModule
 from inversion import build_classifier
@@ -77,20 +76,9 @@ def module_loop(target: str, batch: int, steps: int, device: str, precision: str
     timer = StepTimer()
     module = ConditionedGeneratorInversion(classifier=target, lr=5e-3, **OPTIONS)
     data = LatentsDataModule(batch_size=batch, batches_per_epoch=steps + timer.warmup + 2)
-    trainer = pl.Trainer(
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        max_epochs=1,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[timer],
+    return fit_seconds_per_step(
+        module, device, timer, datamodule=data, max_epochs=1, precision=precision
     )
-    trainer.fit(module, datamodule=data)
-    return timer.seconds_per_step
 
 
 def main() -> None:

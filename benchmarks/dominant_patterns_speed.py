@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, ratio_table, time_steps
+from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier
@@ -69,20 +68,8 @@ def module_loop(target: str, images: torch.Tensor, steps: int, device: str) -> f
         classifier=target, eps=EPS, image_size=images.shape[-1], channels=images.shape[1]
     )
     batches = TensorDataset(images.cpu().repeat(steps + timer.warmup + 1, 1, 1, 1))
-    trainer = pl.Trainer(
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer],
-    )
-    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=len(images)))
-    return timer.seconds_per_step
+    loader = DataLoader(batches, batch_size=len(images))
+    return fit_seconds_per_step(module, device, timer, train_dataloaders=loader, max_epochs=1)
 
 
 def main() -> None:

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 
-import lightning.pytorch as pl
 import torch
-from timing import StepTimer, ratio_table, time_steps
+from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier
@@ -111,7 +110,6 @@ def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> f
 
 def module_loop(phase: str, steps: int, batch: int, device: str) -> float:
     """Seconds per training step of the LightningModule."""
-    timer = StepTimer(warmup=2)
     counts = (
         {"blockwise_steps": steps, "resync_steps": 0}
         if phase == "blockwise"
@@ -120,19 +118,8 @@ def module_loop(phase: str, steps: int, batch: int, device: str) -> float:
     module = LayerwiseInversion(
         classifier="digits:resnet", layers=LAYERS, export_path=None, **counts
     )
-    trainer = pl.Trainer(
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=SyntheticImagesDataModule(source="smooth", batch_size=batch))
-    return timer.seconds_per_step
+    data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
+    return fit_seconds_per_step(module, device, StepTimer(warmup=2), datamodule=data)
 
 
 def main() -> None:

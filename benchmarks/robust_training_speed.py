@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, ratio_table, time_steps
+from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier
@@ -80,7 +79,6 @@ def engine_step(model, optimizer, images, labels, attack, precision, device):
 
 def module_seconds(args, images, labels, use_best: bool) -> float:
     """Seconds per training step of RobustClassifierModule under a Trainer."""
-    timer = StepTimer(warmup=5)
     module = RobustClassifierModule(
         classifier=args.model,
         pretrained=False,
@@ -97,20 +95,14 @@ def module_seconds(args, images, labels, use_best: bool) -> float:
         images.cpu().repeat(repeats // len(images), 1, 1, 1),
         labels.cpu().repeat(repeats // len(images)),
     )
-    trainer = pl.Trainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
-        devices=1,
+    return fit_seconds_per_step(
+        module,
+        args.device,
+        StepTimer(warmup=5),
+        train_dataloaders=DataLoader(data, batch_size=len(images)),
         precision=args.precision,
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[timer],
     )
-    trainer.fit(module, DataLoader(data, batch_size=len(images)))
-    return timer.seconds_per_step
 
 
 def main() -> None:

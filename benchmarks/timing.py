@@ -3,6 +3,7 @@
 - :func:`sync` waits for asynchronous device work before a clock is read;
 - :func:`time_steps` times a step function after a warm-up (the bare loops and engines);
 - :class:`StepTimer` times consecutive training steps of a Lightning Trainer (modules);
+- :func:`fit_seconds_per_step` fits a module under a bare Trainer with a StepTimer;
 - :func:`ratio_table` prints the Markdown table every speed benchmark reports.
 """
 
@@ -56,6 +57,38 @@ class StepTimer(pl.Callback):
         if not self.times:
             raise RuntimeError("StepTimer saw no step after its warm-up; run more steps.")
         return sum(self.times) / len(self.times)
+
+
+def fit_seconds_per_step(
+    module: pl.LightningModule,
+    device: str,
+    timer: StepTimer | None = None,
+    *,
+    datamodule: pl.LightningDataModule | None = None,
+    train_dataloaders: object = None,
+    **trainer_options: object,
+) -> float:
+    """Seconds per training step of ``module`` under a Trainer that does nothing else.
+
+    No logger, checkpoints, progress bar, model summary or validation; one device (a GPU
+    when ``device`` is ``cuda``). ``trainer_options`` add to these (``max_epochs``,
+    ``precision``).
+    """
+    timer = timer or StepTimer()
+    trainer = pl.Trainer(
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[timer],
+        **trainer_options,
+    )
+    trainer.fit(module, train_dataloaders=train_dataloaders, datamodule=datamodule)
+    return timer.seconds_per_step
 
 
 def ratio_table(rows: list[tuple[str, float]]) -> str:
