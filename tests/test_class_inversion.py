@@ -1,6 +1,7 @@
 import lightning.pytorch as pl
 import pytest
 import torch
+from trainers import quiet_trainer
 
 from datamodules import ClassTargetsDataModule
 from datamodules.synthetic import rank_batches
@@ -125,22 +126,10 @@ def _module(**kwargs) -> ClassInversion:
     )
 
 
-def _trainer(**kwargs) -> pl.Trainer:
-    defaults = {
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "enable_checkpointing": False,
-        "num_sanity_val_steps": 0,
-    }
-    return pl.Trainer(**{**defaults, **kwargs})
-
-
 def test_module_produces_every_target_once_and_returns_them():
     module = _module()
     data = ClassTargetsDataModule(num_classes=10, classes=[1, 2, 3, 4, 5], batch_size=2)
-    trainer = _trainer(devices=1)
+    trainer = quiet_trainer(devices=1)
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 3 * 21  # 3 batches x 7 stages x 3 steps
     assert module.times_produced.tolist() == [1] * 5
@@ -159,7 +148,7 @@ def test_module_checkpoint_resumes_where_it_stopped(tmp_path):
 
     every_30 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=30, save_top_k=-1)
     whole = _module()
-    _trainer(devices=1, enable_checkpointing=True, callbacks=[every_30]).fit(
+    quiet_trainer(devices=1, enable_checkpointing=True, callbacks=[every_30]).fit(
         whole, datamodule=data()
     )
     middle = tmp_path / "epoch=0-step=30.ckpt"  # inside the second batch's schedule
@@ -169,18 +158,18 @@ def test_module_checkpoint_resumes_where_it_stopped(tmp_path):
     assert not any(k.startswith("classifier") for k in saved["state_dict"])
 
     resumed = _module()
-    _trainer(devices=1).fit(resumed, datamodule=data(), ckpt_path=str(middle))
+    quiet_trainer(devices=1).fit(resumed, datamodule=data(), ckpt_path=str(middle))
     assert resumed.times_produced.tolist() == [1, 1, 1]
     torch.testing.assert_close(resumed.produced, whole.produced, rtol=0, atol=0)
 
 
 def test_plain_ddp_is_refused_with_a_hint():
     module = _module()
-    trainer = _trainer(devices=2, strategy="ddp_spawn")
+    trainer = quiet_trainer(devices=2, strategy="ddp_spawn")
     with pytest.raises(Exception, match="ddp_independent"):
         trainer.fit(module, datamodule=ClassTargetsDataModule(num_classes=10, classes=[1, 2]))
     # on one device too (torch's own error would come later, and say less)
-    module.trainer = _trainer(devices=1, strategy="ddp")
+    module.trainer = quiet_trainer(devices=1, strategy="ddp")
     module.trainer.datamodule = ClassTargetsDataModule(num_classes=10, classes=[1, 2])
     with pytest.raises(InversionError, match="ddp_independent"):
         module.setup("fit")
@@ -189,7 +178,7 @@ def test_plain_ddp_is_refused_with_a_hint():
 def test_two_process_ddp_produces_each_target_exactly_once():
     module = _module()
     data = ClassTargetsDataModule(num_classes=10, classes=[0, 1, 2, 3, 4, 5, 6], batch_size=2)
-    trainer = _trainer(devices=2, strategy="ddp_spawn_independent")
+    trainer = quiet_trainer(devices=2, strategy="ddp_spawn_independent")
     trainer.fit(module, datamodule=data)
     assert module.times_produced.tolist() == [1] * 7
     assert (module.produced.flatten(1).std(1) > 0).all()  # every slot holds an image

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from trainers import quiet_trainer
 
 import evaluate
 import generate
@@ -245,24 +246,11 @@ def _data(**kwargs) -> LatentsDataModule:
     return LatentsDataModule(**options)
 
 
-def _trainer(**kwargs) -> pl.Trainer:
-    defaults = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "enable_checkpointing": False,
-        "num_sanity_val_steps": 0,
-    }
-    return pl.Trainer(**{**defaults, **kwargs})
-
-
 def test_module_trains_the_generator_only_and_returns_samples():
     module = _module()
     before = {k: v.clone() for k, v in module.generator.state_dict().items()}
     classifier_before = {k: v.clone() for k, v in module.classifier.state_dict().items()}
-    trainer = _trainer(max_epochs=1, limit_val_batches=1)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=1)
     trainer.fit(module, datamodule=_data(batches_per_epoch=3))
     assert trainer.global_step == 3
     changed = [k for k, v in module.generator.state_dict().items() if not torch.equal(v, before[k])]
@@ -288,13 +276,13 @@ def test_bad_pairings_and_layers_are_clear_errors():
     with pytest.raises(Exception, match="needs a LatentsDataModule"):
         from datamodules import ClassTargetsDataModule
 
-        _trainer(max_steps=1).fit(_module(), datamodule=ClassTargetsDataModule())
+        quiet_trainer(max_steps=1).fit(_module(), datamodule=ClassTargetsDataModule())
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     every_2 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
     whole = _module()
-    trainer = _trainer(
+    trainer = quiet_trainer(
         max_steps=5, limit_val_batches=0, enable_checkpointing=True, callbacks=[every_2]
     )
     trainer.fit(whole, datamodule=_data(batches_per_epoch=3))
@@ -302,7 +290,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     saved = torch.load(middle, weights_only=True)
     assert not any(k.startswith("classifier") for k in saved["state_dict"])
     resumed = _module()
-    _trainer(max_steps=5, limit_val_batches=0).fit(  # rest of epoch 0, then into epoch 1
+    quiet_trainer(max_steps=5, limit_val_batches=0).fit(  # rest of epoch 0, then into epoch 1
         resumed, datamodule=_data(batches_per_epoch=3), ckpt_path=str(middle)
     )
     for key, value in whole.generator.state_dict().items():
@@ -311,7 +299,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
 def test_bf16_autocast_runs(tmp_path):
     module = _module(channels_last=True)
-    trainer = _trainer(max_steps=1, limit_val_batches=1, precision="bf16-mixed")
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=1, precision="bf16-mixed")
     trainer.fit(module, datamodule=_data())
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
 
@@ -319,7 +307,7 @@ def test_bf16_autocast_runs(tmp_path):
 def test_two_process_ddp_trains_validates_and_checkpoints(tmp_path):
     module = _module()
     every = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = _trainer(
+    trainer = quiet_trainer(
         devices=2,
         strategy="ddp_spawn",
         max_epochs=1,
@@ -372,7 +360,7 @@ def trained_checkpoint(tmp_path_factory) -> str:
     """The last.ckpt of a two-step run."""
     folder = tmp_path_factory.mktemp("generator")
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
-    trainer = _trainer(
+    trainer = quiet_trainer(
         max_steps=2, limit_val_batches=0, enable_checkpointing=True, callbacks=[checkpoint]
     )
     trainer.fit(_module(), datamodule=_data())

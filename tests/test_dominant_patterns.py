@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from trainers import quiet_trainer
 
 import train
 from callbacks import ImageGrid, ImageMetrics
@@ -185,17 +186,6 @@ def test_score_pattern_and_transfer_matrix(cnn):
 
 
 # --- the module -----------------------------------------------------------------------------
-def _trainer(**kwargs) -> pl.Trainer:
-    defaults = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "enable_checkpointing": False,
-        "num_sanity_val_steps": 0,
-    }
-    return pl.Trainer(**{**defaults, **kwargs})
 
 
 class FixedOrder(pl.LightningDataModule):
@@ -224,7 +214,7 @@ def test_module_is_a_thin_shell_over_the_engine(tmp_path, cnn):
     module = DominantPatterns(eps=EPS, transfer_to=["digits:mlp"])
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="run")
     callbacks = [ImageGrid(per_class=2), ImageMetrics(verifiers=["digits:resnet"], feature=None)]
-    trainer = _trainer(max_epochs=2, logger=logger, callbacks=callbacks, log_every_n_steps=2)
+    trainer = quiet_trainer(max_epochs=2, logger=logger, callbacks=callbacks, log_every_n_steps=2)
     trainer.fit(module, datamodule=FixedOrder(count=32))
     assert trainer.global_step == 4
     loader = FixedOrder(count=32).train_dataloader()
@@ -260,7 +250,7 @@ def test_module_is_a_thin_shell_over_the_engine(tmp_path, cnn):
 def test_module_checkpoint_resumes_the_same_run(tmp_path):
     every_4 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=4, save_top_k=-1)
     whole = DominantPatterns(eps=EPS)
-    trainer = _trainer(
+    trainer = quiet_trainer(
         max_epochs=2, enable_checkpointing=True, callbacks=[every_4], limit_val_batches=0
     )
     trainer.fit(whole, datamodule=FixedOrder())
@@ -269,7 +259,7 @@ def test_module_checkpoint_resumes_the_same_run(tmp_path):
     assert list(saved["state_dict"]) == ["pattern.pattern"]
     assert saved["state_dict"]["pattern.pattern"].abs().max() <= EPS + 1e-7
     resumed = DominantPatterns(eps=EPS)
-    _trainer(max_epochs=2, limit_val_batches=0).fit(
+    quiet_trainer(max_epochs=2, limit_val_batches=0).fit(
         resumed, datamodule=FixedOrder(), ckpt_path=str(middle)
     )
     torch.testing.assert_close(resumed.pattern.pattern, whole.pattern.pattern, rtol=0, atol=0)
@@ -286,7 +276,7 @@ def test_module_trains_on_noise_and_evaluates_on_digits():
         NoiseDataModule(num_samples=32, batch_size=16), DigitsDataModule(batch_size=90)
     )
     module = DominantPatterns(objective="cosine_uap", layer="penultimate", eps=EPS)
-    trainer = _trainer(max_epochs=1, limit_val_batches=1, limit_test_batches=1)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=1, limit_test_batches=1)
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 2 and module.pattern.pattern.abs().max() > 0
     assert "val/clean_acc" in trainer.callback_metrics
@@ -296,7 +286,7 @@ def test_module_trains_on_noise_and_evaluates_on_digits():
 
 def test_module_runs_under_bf16_autocast():
     module = DominantPatterns(eps=EPS)
-    trainer = _trainer(fast_dev_run=True, precision="bf16-mixed")
+    trainer = quiet_trainer(fast_dev_run=True, precision="bf16-mixed")
     trainer.fit(module, datamodule=FixedOrder(count=8, batch_size=8))
     assert 0 < float(module.pattern.pattern.abs().max()) <= EPS + 1e-7
     assert 0 <= float(trainer.callback_metrics["val/fooling_rate"]) <= 1
@@ -307,18 +297,20 @@ def test_module_bad_input_is_one_clear_error():
         DominantPatterns(layer="stage_3")
     module = DominantPatterns(image_size=28)
     with pytest.raises(InversionError, match="set the module's channels and image_size"):
-        _trainer(fast_dev_run=True).fit(module, datamodule=DigitsDataModule(batch_size=4))
+        quiet_trainer(fast_dev_run=True).fit(module, datamodule=DigitsDataModule(batch_size=4))
     with pytest.raises(InversionError, match="batches of images"):
-        _trainer(fast_dev_run=True).fit(DominantPatterns(), datamodule=ClassTargetsDataModule())
+        quiet_trainer(fast_dev_run=True).fit(
+            DominantPatterns(), datamodule=ClassTargetsDataModule()
+        )
 
 
 def test_two_process_ddp_all_reduces_one_pattern():
     # two ranks x 8 images = one process x 16 images: the same pattern, step by step
     module = DominantPatterns(eps=EPS)
-    trainer = _trainer(devices=2, strategy="ddp_spawn", max_epochs=1)
+    trainer = quiet_trainer(devices=2, strategy="ddp_spawn", max_epochs=1)
     trainer.fit(module, datamodule=FixedOrder(count=64, batch_size=8))
     single = DominantPatterns(eps=EPS)
-    _trainer(max_epochs=1, limit_val_batches=0).fit(
+    quiet_trainer(max_epochs=1, limit_val_batches=0).fit(
         single, datamodule=FixedOrder(count=64, batch_size=16)
     )
     # equal up to float summation order (unsynchronised ranks would differ by ~1e-2)

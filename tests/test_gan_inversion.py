@@ -1,6 +1,7 @@
 import lightning.pytorch as pl
 import pytest
 import torch
+from trainers import quiet_trainer
 
 from datamodules import DigitsDataModule, LatentCodesDataModule
 from inversion import InversionError
@@ -10,16 +11,7 @@ from lightning_modules import DCGANModule, GANInversion
 
 
 def trainer(tmp_path, **kwargs) -> pl.Trainer:
-    options = {
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "default_root_dir": tmp_path,
-    }
-    return pl.Trainer(**{**options, **kwargs})
+    return quiet_trainer(default_root_dir=tmp_path, **kwargs)
 
 
 def test_networks_map_codes_to_images_and_back():

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from trainers import quiet_trainer
 
 import train
 from datamodules import DigitsDataModule, SyntheticImagesDataModule
@@ -24,18 +25,7 @@ TINY = {"blockwise_steps": 2, "resync_steps": 2, "export_path": None}
 
 
 def trainer(tmp_path, **kwargs) -> pl.Trainer:
-    options = {
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
-        "default_root_dir": tmp_path,
-    }
-    options.update(kwargs)
-    return pl.Trainer(**options)
+    return quiet_trainer(default_root_dir=tmp_path, **{"limit_val_batches": 0, **kwargs})
 
 
 @pytest.mark.parametrize("spec", ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"])

@@ -3,6 +3,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from trainers import quiet_trainer
 
 import train
 from datamodules import DigitsDataModule
@@ -16,18 +17,6 @@ from lightning_modules.robust_classifier import default_step_size
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _trainer(**kwargs) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    return pl.Trainer(**{**options, **kwargs})
-
-
 def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy():
     # the trained digits:cnn, with a learning rate of 0: its accuracy on the training
     # batches (PGD examples) must be far below its clean accuracy
@@ -39,7 +28,7 @@ def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy
         eps=1.5,
         extra_eval_eps=[0.5],
     )
-    trainer = _trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2)
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=64, max_shift=0))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert metrics["val/acc"] > 0.9
@@ -50,7 +39,7 @@ def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy
 def test_robust_accuracy_equals_a_plain_pgd_evaluation():
     images, labels = load_digits_split("val")
     module = RobustClassifierModule(classifier="digits:cnn", pretrained=True, eps=1.0)
-    trainer = _trainer()
+    trainer = quiet_trainer()
     results = trainer.validate(module, datamodule=DigitsDataModule(batch_size=90))[0]
     model = build_classifier("digits:cnn").freeze()
     attack = PGD(1.0, default_step_size(1.0, 20), 20, "l2")
@@ -77,7 +66,7 @@ def test_checkpoint_is_a_classifier_spec_and_resume_continues_the_same_run(tmp_p
             random_start=True,
         )
         checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / name, save_last=True)
-        trainer = _trainer(
+        trainer = quiet_trainer(
             max_epochs=2,
             limit_train_batches=3,
             limit_val_batches=0,
@@ -127,7 +116,7 @@ def test_channels_last_and_bf16_autocast_train():
     module = RobustClassifierModule(
         classifier="digits:cnn", pretrained=False, channels_last=True, steps=2
     )
-    trainer = _trainer(max_steps=2, limit_val_batches=1, precision="bf16-mixed")
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=1, precision="bf16-mixed")
     datamodule = DigitsDataModule(batch_size=16)
     trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == 2
