@@ -41,8 +41,13 @@ from inversion.models.split import split_classifier
 from inversion.paths import cache_dir, cached_torch_file, file_lock
 
 TARGET = "digits:resnet"
+DEEP_TARGET = "digits:resnet-deep"  # three residual blocks per stage, cut after every block
 VERIFIER = "digits:cnn"
-LAYERS = ("stem", "stage1", "stage2", "stage3", "penultimate")
+CUTS = {
+    TARGET: ("stem", "stage1", "stage2", "stage3", "penultimate"),
+    DEEP_TARGET: ("stem", *(f"stage{s}.{b}" for s in (1, 2, 3) for b in range(3))),
+}
+LAYERS = CUTS[TARGET]
 SOURCES = ("smooth", "gaussian", "uniform", "synthesised")
 METHODS = ("layerwise", "blockwise", "naive")
 FORMAT = 1
@@ -71,13 +76,13 @@ class Recipe:
     batch: int = 16
     seed: int = 0
     stack_depth: int = len(LAYERS)  # blocks trained blockwise (shared by the depths below)
+    target: str = TARGET  # a key of CUTS
 
     def key(self) -> str:
         """Short hash of the recipe, the target, the layers and the synthesis."""
         payload = {
             "format": FORMAT,
-            "target": TARGET,
-            "layers": LAYERS[: self.depth],
+            "layers": CUTS[self.target][: self.depth],
             "synthesis": SYNTHESIS if self.source == "synthesised" else None,
             **dataclasses.asdict(self),
         }
@@ -88,16 +93,16 @@ def _cached(name: str, build) -> dict:
     return cached_torch_file(cache_dir() / "layerwise" / f"{name}.pt", build)
 
 
-def synthesised_folder() -> Path:
-    """DeepInversion images of the target, stamped like SaveImages does (cached)."""
-    key = hashlib.sha1(json.dumps([TARGET, SYNTHESIS], sort_keys=True).encode()).hexdigest()[:12]
+def synthesised_folder(target: str = TARGET) -> Path:
+    """DeepInversion images of ``target``, stamped like SaveImages does (cached)."""
+    key = hashlib.sha1(json.dumps([target, SYNTHESIS], sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir() / "layerwise" / f"synthesised-{key}"
     if (folder / "synthesised.json").is_file():
         return folder
     with file_lock(folder):
         if (folder / "synthesised.json").is_file():
             return folder
-        model = build_classifier(TARGET).freeze()
+        model = build_classifier(target).freeze()
         recipe = recipe_from(SYNTHESIS["recipe"], SYNTHESIS["options"])
         rng = torch.Generator().manual_seed(SYNTHESIS["seed"])
         inverter = ClassInverter(model, recipe, 32, 1, rng)
@@ -108,7 +113,7 @@ def synthesised_folder() -> Path:
             for i, (image, label) in enumerate(zip(inverter.invert(batch), batch, strict=True)):
                 relative = f"{int(label)}/{start + i:05d}.png"
                 files[relative] = write_png(image, folder / relative)
-        producer = {"module": "ClassInversion", "classifier": TARGET, **SYNTHESIS}
+        producer = {"module": "ClassInversion", "classifier": target, **SYNTHESIS}
         write_manifest(folder, files, producer)
     return folder
 
@@ -117,7 +122,7 @@ def batches(recipe: Recipe):
     """``step -> images``: the synthetic training data of a recipe (as the DataModule has it)."""
     length = 10**9
     if recipe.source == "synthesised":
-        files, labels = read_synthesised_folder(synthesised_folder())
+        files, labels = read_synthesised_folder(synthesised_folder(recipe.target))
         images = ImageFolderDataset(files, labels, 32, 1, train=False)
         data = FolderBatches(images, recipe.batch, length, recipe.seed)
     else:
@@ -125,13 +130,14 @@ def batches(recipe: Recipe):
     return lambda step: data[step][0]
 
 
-def _blocks(depth: int):
-    return split_classifier(build_classifier(TARGET).freeze(), LAYERS[:depth], (1, 32, 32))
+def _blocks(depth: int, target: str = TARGET):
+    cuts = CUTS[target][:depth]
+    return split_classifier(build_classifier(target).freeze(), cuts, (1, 32, 32))
 
 
 def _train(recipe: Recipe, schedule: Schedule, init: dict | None) -> dict:
     torch.manual_seed(recipe.seed)
-    blocks = _blocks(recipe.depth)
+    blocks = _blocks(recipe.depth, recipe.target)
     stack = InverterStack(blocks.shapes, BlockOptions.from_dict(dict(recipe.block)))
     if init is not None:
         stack.load_state_dict(init, strict=False)
@@ -168,17 +174,17 @@ def trained(recipe: Recipe, resync: bool = True) -> tuple[InverterStack, float]:
             init = result["state_dict"]
             result = _cached(f"resync-{recipe.key()}", lambda: _train(recipe, plan, init))
             seconds += result["seconds"]
-    stack = InverterStack(_blocks(recipe.depth).shapes, options)
+    stack = InverterStack(_blocks(recipe.depth, recipe.target).shapes, options)
     stack.load_state_dict(result["state_dict"], strict=False)  # the first depth blocks
     return stack.eval(), seconds
 
 
 @torch.no_grad()
-def evaluate(stack: InverterStack, depth: int) -> dict[str, float]:
+def evaluate(stack: InverterStack, depth: int, target_name: str = TARGET) -> dict[str, float]:
     """Invert the real test digits from ``depth``: PSNR, SSIM, agreement (target, verifier)."""
     images, _ = load_digits_split("test")
-    target = build_classifier(TARGET).freeze()
-    blocks = _blocks(depth)
+    target = build_classifier(target_name).freeze()
+    blocks = _blocks(depth, target_name)
     recon = stack(blocks(images), depth).clamp(0, 1)
     return {
         "psnr": float(psnr(recon, images).mean()),
@@ -204,7 +210,7 @@ def run(source: str, method: str, depths=DEPTHS, **overrides) -> dict:
         method_of_recipe = "naive" if method == "naive" else "layerwise"
         recipe = Recipe(source, method_of_recipe, depth, **overrides)
         stack, seconds = trained(recipe, resync=method == "layerwise")
-        results[depth] = {**evaluate(stack, depth), "seconds": seconds}
+        results[depth] = {**evaluate(stack, depth, recipe.target), "seconds": seconds}
     return results
 
 
@@ -257,6 +263,87 @@ def ablation_table() -> str:
     return "\n".join(rows)
 
 
+# The deep target: 19 convolutions before the head, cut after every residual block (ten
+# blocks); inverted from the end of each stage. Bigger per-block budgets than the shallow
+# table, and the naive decoder at two budgets: about the layer-wise training time (1,100
+# steps), and as many steps as the layer-wise stack took (300 per block + 300 re-sync).
+# The layer-wise and the time-matched naive rows are repeated with another seed (the
+# initialisation and the noise).
+DEEP_DEPTHS = (4, 7, 10)  # after stage1.2, stage2.2, stage3.2: 7, 13, 19 convolutions
+DEEP = {"target": DEEP_TARGET, "stack_depth": 10, "block_steps": 300, "resync_steps": 300}
+DEEP_NO_CYCLE = {**DEEP, "weights": (("cycle", 0.0), ("resync_cycle", 0.0))}
+DEEP_NAIVE_STEPS = 1100
+
+
+def deep_rows() -> dict[str, dict[int, dict[str, float]]]:
+    """Scores of each row of the deep table (smooth noise): ``{row: {depth: metrics}}``."""
+    rows = {
+        "layerwise": run("smooth", "layerwise", DEEP_DEPTHS, **DEEP),
+        "blockwise": run("smooth", "blockwise", DEEP_DEPTHS, **DEEP),
+        "layerwise, no cycle terms": run("smooth", "layerwise", DEEP_DEPTHS, **DEEP_NO_CYCLE),
+        f"naive, {DEEP_NAIVE_STEPS} steps": run(
+            "smooth", "naive", DEEP_DEPTHS, **DEEP, naive_steps=DEEP_NAIVE_STEPS
+        ),
+    }
+    same_steps = {}
+    for depth in DEEP_DEPTHS:
+        steps = depth * DEEP["block_steps"] + DEEP["resync_steps"]
+        same_steps.update(run("smooth", "naive", (depth,), **DEEP, naive_steps=steps))
+    rows["naive, as many steps as layerwise"] = same_steps
+    for name in ("layerwise", f"naive, {DEEP_NAIVE_STEPS} steps"):  # the comparison, again
+        method = name.split(",")[0]
+        steps = {"naive_steps": DEEP_NAIVE_STEPS} if method == "naive" else {}
+        rows[f"{name}, seed 1"] = run("smooth", method, DEEP_DEPTHS, **DEEP, **steps, seed=1)
+    return rows
+
+
+def deep_table() -> str:
+    """The deep target: PSNR / target agreement / verifier agreement, and train seconds."""
+    layers = [CUTS[DEEP_TARGET][d - 1] for d in DEEP_DEPTHS]
+    header = "| inverter (smooth noise) | " + " | ".join(f"`{name}`" for name in layers)
+    rows = [
+        header + " | train time (s) per depth |",
+        "|---|" + "---:|" * (len(layers) + 1),
+    ]
+    for name, results in deep_rows().items():
+        cells = " | ".join(
+            f"{r['psnr']:.1f} / {r['agree']:.2f} / {r['agree_verifier']:.2f}"
+            for r in (results[d] for d in DEEP_DEPTHS)
+        )
+        seconds = " / ".join(f"{results[d]['seconds']:.0f}" for d in DEEP_DEPTHS)
+        if name == "blockwise":
+            seconds = f"{results[DEEP_DEPTHS[-1]]['seconds']:.0f} (one stack)"
+        rows.append(f"| {name} | {cells} | {seconds} |")
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def write_deep_grid(count: int = 10) -> Path:
+    """Original | reconstruction from the end of each stage of the deep target (PNG).
+
+    Layer-wise rows on the left, naive (about the same training time) on the right.
+    """
+    from torchvision.utils import save_image
+
+    from callbacks.image_grid import depth_grid
+
+    images, _ = load_digits_split("test")
+    images = images[:: len(images) // count][:count]
+    grids = []
+    naive = {**DEEP, "naive_steps": DEEP_NAIVE_STEPS}
+    for method, overrides in (("layerwise", DEEP), ("naive", naive)):
+        by_depth = []
+        for depth in DEEP_DEPTHS:
+            stack, _ = trained(Recipe("smooth", method, depth, **overrides))
+            with torch.no_grad():
+                by_depth.append(stack(_blocks(depth, DEEP_TARGET)(images), depth).clamp(0, 1))
+        grids.append(depth_grid(images, by_depth, upscale=2))
+    path = README_DIR / "depths_deep.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(torch.cat(grids, dim=2), path, padding=0)
+    return path
+
+
 def write_grids(source: str = "smooth", count: int = 10) -> Path:
     """Original | reconstruction from each depth, layer-wise rows above naive rows (PNG)."""
     from torchvision.utils import save_image
@@ -284,13 +371,18 @@ def tables() -> str:
     start = time.perf_counter()
     main = main_table()
     ablation = ablation_table()
+    deep = deep_table()
     for source in ("smooth", "synthesised"):
         write_grids(source)
+    write_deep_grid()
     minutes = (time.perf_counter() - start) / 60
     return (
         main
         + "\n\nAblation of the default inverse block and loss (one stack of three blocks):\n\n"
         + ablation
+        + "\n\nThe deep target `digits:resnet-deep`, cut after each of its ten blocks; each "
+        "cell **PSNR (dB) / agreement of the target / agreement of digits:cnn**:\n\n"
+        + deep
         + f"\n\n(This run: {minutes:.0f} min, {torch.get_num_threads()} threads.)"
     )
 

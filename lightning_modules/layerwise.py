@@ -33,7 +33,8 @@ class LayerwiseInversion(BaseTask):
     ``{"images": reconstruction from the last layer, "originals", "labels"?, "depths":
     {layer: reconstruction from that layer}}``, and the module logs
     ``psnr_<layer>`` and ``agree_<layer>`` (the classifier gives the reconstruction from
-    that layer the class it gives the original) for every layer.
+    that layer the class it gives the original) for every layer (a dot in a layer name,
+    as in ``stage1.0``, becomes an underscore).
 
     Args:
         classifier: Classifier spec (frozen; not saved in checkpoints).
@@ -104,7 +105,7 @@ class LayerwiseInversion(BaseTask):
         self.loss_weights = LossWeights.from_dict(hp.loss_weights)
 
     def configure_metrics(self) -> None:  # noqa: D102
-        names = [f"{metric}_{layer}" for layer in self.layers for metric in ("psnr", "agree")]
+        names = [_metric_name(m, layer) for layer in self.layers for m in ("psnr", "agree")]
         self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
 
     # --- set-up -----------------------------------------------------------------------
@@ -167,8 +168,9 @@ class LayerwiseInversion(BaseTask):
         images = batch[0]
         by_depth = self.reconstruct(images)
         for layer, recon in by_depth.items():
-            self.depth_metrics[f"psnr_{layer}"].update(psnr(recon, images))
-            self.depth_metrics[f"agree_{layer}"].update(agreement(self.classifier, recon, images))
+            self.depth_metrics[_metric_name("psnr", layer)].update(psnr(recon, images))
+            agree = agreement(self.classifier, recon, images)
+            self.depth_metrics[_metric_name("agree", layer)].update(agree)
         out = {"images": by_depth[self.layers[-1]], "originals": images, "depths": by_depth}
         labels = batch[1] if len(batch) > 1 else None
         if labels is not None and bool((labels >= 0).all()):
@@ -214,3 +216,8 @@ class LayerwiseInversion(BaseTask):
         if not path.is_absolute():
             path = Path(self.trainer.log_dir or self.trainer.default_root_dir) / path
         self.export(path)
+
+
+def _metric_name(metric: str, layer: str) -> str:
+    """``psnr_stage1_0`` for layer ``stage1.0``: module names may not contain dots."""
+    return f"{metric}_{layer.replace('.', '_')}"

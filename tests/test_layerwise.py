@@ -86,6 +86,17 @@ def test_bad_cuts_are_clear_errors():
         split_classifier(model, ["penultimate", "stage3"], (1, 32, 32))
 
 
+def test_the_deep_digits_resnet_splits_after_every_residual_block():
+    model = build_classifier("digits:resnet-deep", pretrained=False).freeze()
+    layers = ["stem", *(f"stage{s}.{b}" for s in (1, 2, 3) for b in range(3)), "penultimate"]
+    blocks = split_classifier(model, layers, (1, 32, 32))
+    assert len(blocks.shapes) == 12 and blocks.shapes[-2:] == [(96, 8, 8), (96,)]
+    images = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(blocks(images), model.penultimate(images))
+    convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sum(m.kernel_size == (3, 3) for m in convs) == 19  # plus two 1x1 shortcuts
+
+
 def test_timm_and_torchvision_resnets_split_at_the_stem_and_stages():
     timm_model = build_classifier("timm:resnet18", num_classes=10).freeze()
     layers = default_layers(timm_model)
@@ -233,6 +244,14 @@ def test_real_images_never_train_and_may_evaluate(tmp_path, real):
         assert fit.global_step == 4
     results = trainer(tmp_path, limit_test_batches=2).test(module, datamodule=DigitsDataModule())
     assert 0 < results[0]["test/psnr_stem"] < 60
+
+
+def test_layers_inside_a_stage_name_their_metrics(tmp_path):
+    module = LayerwiseInversion(
+        classifier="digits:resnet-deep", pretrained=False, layers=["stem", "stage1.0"], **TINY
+    )
+    results = trainer(tmp_path, limit_test_batches=1).test(module, datamodule=DigitsDataModule())
+    assert {"test/psnr_stem", "test/psnr_stage1_0", "test/agree_stage1_0"} <= set(results[0])
 
 
 def test_training_on_a_real_loader_is_refused(tmp_path):

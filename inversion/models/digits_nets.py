@@ -1,8 +1,9 @@
 """Architectures of the embedded digits zoo (32 x 32 inputs by default).
 
 Four deliberately different families, so that one can be a target and the others
-independent verifiers: a plain CNN with batch norm, a residual network, a tiny ViT and
-a tiny ResMLP. The ViT and ResMLP have no batch norm (DeepInversion does not apply).
+independent verifiers: a plain CNN with batch norm, a residual network (also in a deep
+variant, three residual blocks per stage), a tiny ViT and a tiny ResMLP. The ViT and
+ResMLP have no batch norm (DeepInversion does not apply).
 Every network names its parts ``stem``, ``stage1``..``stage3`` (or ``blocks.i``) and
 ``head`` so that feature taps read the same across the zoo.
 """
@@ -62,23 +63,45 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+def _stage(c_in: int, c_out: int, stride: int, blocks: int) -> nn.Module:
+    """One residual block, or ``blocks`` of them in a Sequential (named ``0``, ``1``, ...)."""
+    first = BasicBlock(c_in, c_out, stride)
+    if blocks == 1:
+        return first
+    return nn.Sequential(first, *(BasicBlock(c_out, c_out) for _ in range(blocks - 1)))
+
+
 class DigitsResNet(nn.Module):
-    """A small ResNet: a stem and three stages of residual blocks."""
+    """A small ResNet: a stem and three stages of residual blocks (one each by default)."""
 
     feature_layers = ("stem", "stage1", "stage2", "stage3")
 
-    def __init__(self, in_chans: int = 1, num_classes: int = 10, width: int = 24) -> None:
+    def __init__(
+        self, in_chans: int = 1, num_classes: int = 10, width: int = 24, blocks: int = 1
+    ) -> None:
         super().__init__()
         self.stem = _conv_bn_relu(in_chans, width)
-        self.stage1 = BasicBlock(width, width)
-        self.stage2 = BasicBlock(width, 2 * width, stride=2)
-        self.stage3 = BasicBlock(2 * width, 4 * width, stride=2)
+        self.stage1 = _stage(width, width, 1, blocks)
+        self.stage2 = _stage(width, 2 * width, 2, blocks)
+        self.stage3 = _stage(2 * width, 4 * width, 2, blocks)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         x = self.stage3(self.stage2(self.stage1(self.stem(x))))
         return self.head(self.pool(x))
+
+
+class DigitsDeepResNet(DigitsResNet):
+    """The ResNet with three residual blocks per stage: 19 convolutions before the head.
+
+    The deep target of the layer-wise inversion benchmark (cut after every block, like
+    the paper's 20+ layers), so that inverters have as many blocks to chain as on
+    ImageNet ResNets.
+    """
+
+    def __init__(self, in_chans: int = 1, num_classes: int = 10, width: int = 24) -> None:
+        super().__init__(in_chans, num_classes, width, blocks=3)
 
 
 class PatchEmbed(nn.Module):
@@ -195,6 +218,7 @@ class DigitsResMLP(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "cnn": DigitsCNN,
     "resnet": DigitsResNet,
+    "resnet-deep": DigitsDeepResNet,
     "vit": DigitsViT,
     "mlp": DigitsResMLP,
 }
@@ -202,7 +226,7 @@ FIXED_SIZE = {"vit", "mlp"}
 
 
 def build_digits_net(arch: str, in_chans: int, num_classes: int, image_size: int) -> nn.Module:
-    """Build an untrained digits architecture (``cnn``, ``resnet``, ``vit`` or ``mlp``)."""
+    """Build an untrained digits architecture (a key of :data:`ARCHITECTURES`)."""
     cls = ARCHITECTURES[arch]
     if arch in FIXED_SIZE:
         return cls(in_chans=in_chans, num_classes=num_classes, image_size=image_size)

@@ -5,7 +5,7 @@ Spec kinds:
 - ``timm:NAME`` -- any timm model (random init unless ``pretrained=True`` or ``weights``).
 - ``torchvision:NAME`` -- any torchvision classification model (same options).
 - ``digits:NAME`` -- the embedded zoo (``cnn``, ``resnet``, ``vit``, ``mlp``,
-  ``cnn-robust``), trained on the bundled digits on first use and cached;
+  ``cnn-robust``, ``resnet-deep``), trained on the bundled digits on first use and cached;
   ``pretrained=False`` gives the untrained architecture.
 - ``cifar:NAME`` -- CIFAR-style ResNets (``resnet18`` .. ``resnet152``; the robustness
   library's layout, whose checkpoints load as ``weights``).

@@ -66,6 +66,8 @@ class ZooRecipe:
 ZOO: dict[str, ZooRecipe] = {
     "cnn": ZooRecipe("cnn", seed=1, epochs=8, lr=3e-3, weight_decay=1e-4),
     "resnet": ZooRecipe("resnet", seed=2, epochs=8, lr=3e-3, weight_decay=1e-4),
+    # three residual blocks per stage: the deep target of the layer-wise benchmark
+    "resnet-deep": ZooRecipe("resnet-deep", seed=6, epochs=8, lr=3e-3, weight_decay=1e-4),
     "vit": ZooRecipe(
         "vit", seed=3, epochs=25, lr=2e-3, weight_decay=5e-2, warmup_epochs=3, label_smoothing=0.1
     ),
