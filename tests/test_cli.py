@@ -140,7 +140,9 @@ def test_bad_spec_in_config_is_one_clear_error(tmp_path, monkeypatch, capsys):
         train.run_from_command_line()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip() == "error: Unknown digits model 'resnett'. Did you mean: digits:resnet?"
+    assert err.strip() == (
+        "error: Unknown digits model 'resnett'. Did you mean: digits:resnet, digits:resnet-deep?"
+    )
 
 
 def small_version_of(config: Path, tmp_path: Path) -> Path:
