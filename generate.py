@@ -23,17 +23,17 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from callbacks.image_grid import class_grid
-from inversion.errors import InversionError, exit_on_user_error
-from inversion.generator_samples import (
+from inversion.conditioned_generator import (
     ADVERSARIAL_RULES,
     adversarial_samples,
     generator_from_checkpoint,
     sample_classes,
     write_class_folders,
 )
+from inversion.errors import InversionError, exit_on_user_error
 from inversion.models import build_classifier
 from inversion.models.weights import load_checkpoint_file
+from inversion.visual import class_grid
 
 
 def target_of(ckpt: str) -> torch.nn.Module:

@@ -24,7 +24,7 @@ from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import LatentsDataModule
 from inversion import build_classifier
-from inversion.generators import ConditionedGenerator
+from inversion.conditioned_generator import ConditionedGenerator
 from lightning_modules import ConditionedGeneratorInversion
 
 OPTIONS = {

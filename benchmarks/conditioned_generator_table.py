@@ -9,10 +9,10 @@ samples of every class (dropout on, as the paper samples) and score them:
 - verifier top-1: the same under the other digits models (mean over them);
 - feature cosine / pixel distance: within-class diversity (mean pairwise cosine of
   digits:resnet penultimate features, lower = more diverse; RMS pairwise per-pixel
-  distance, higher = more diverse), see ``inversion/metrics/diversity.py``;
+  distance, higher = more diverse), see ``inversion/conditioned_generator/diversity.py``;
 - IS / FID with digits:resnet features (FID against the digits train split);
 - adversarial rate: samples the target classifies as their class while a majority of
-  the verifiers does not, over all samples (``inversion.generator_samples``).
+  the verifiers does not, over all samples (``inversion.conditioned_generator.samples``).
 
 The ablation (target digits:cnn) switches the ingredients off one at a time and on one
 at a time. Trained generators are cached (``$INVERSION_CACHE/conditioned_generator/``,
@@ -33,10 +33,14 @@ import time
 import torch
 
 from inversion import build_classifier
+from inversion.conditioned_generator import (
+    ClassDiversity,
+    ConditionedGenerator,
+    adversarial_samples,
+    predict,
+    sample_classes,
+)
 from inversion.data.digits import load_digits_split
-from inversion.generator_samples import adversarial_samples, predict, sample_classes
-from inversion.generators import ConditionedGenerator
-from inversion.metrics.diversity import ClassDiversity
 from inversion.metrics.scorer import ImageScorer
 from inversion.paths import cache_dir, cached_torch_file
 

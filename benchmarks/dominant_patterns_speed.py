@@ -22,7 +22,11 @@ from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier
-from inversion.patterns import PatternObjective, UniversalPattern, pattern_optimizer
+from inversion.dominant_patterns import (
+    PatternObjective,
+    UniversalPattern,
+    pattern_optimizer,
+)
 from lightning_modules import DominantPatterns
 
 EPS = 10 / 255

@@ -31,11 +31,17 @@ from torchvision.utils import make_grid, save_image
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.data.noise import noise_images
-from inversion.downstream import downstream_accuracy, downstream_classifier
-from inversion.metrics.fooling import score_pattern, transfer_matrix
+from inversion.dominant_patterns import (
+    PatternObjective,
+    UniversalPattern,
+    find_pattern,
+    random_pattern,
+    score_pattern,
+    transfer_matrix,
+)
+from inversion.dominant_patterns.downstream import downstream_accuracy, downstream_classifier
 from inversion.models.zoo import ZOO
 from inversion.paths import cache_dir, cached_torch_file
-from inversion.patterns import PatternObjective, UniversalPattern, find_pattern, random_pattern
 
 FORMAT = 1
 TARGET = "digits:cnn"

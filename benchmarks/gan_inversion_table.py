@@ -25,8 +25,14 @@ from pathlib import Path
 import torch
 
 from inversion.data.digits import load_digits_split
-from inversion.dcgan import DIGITS_GAN, ConvEncoder, build_generator
-from inversion.gan_inversion import EncoderWeights, encoder_loss, inversion_metrics
+from inversion.gan_inversion import (
+    DIGITS_GAN,
+    ConvEncoder,
+    EncoderWeights,
+    build_generator,
+    encoder_loss,
+    inversion_metrics,
+)
 from inversion.metrics.reconstruction import psnr
 from inversion.paths import cache_dir, cached_torch_file
 

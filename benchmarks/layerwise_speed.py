@@ -26,8 +26,14 @@ from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier
 from inversion.data.noise import noise_images
-from inversion.inverters import InverterStack
-from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
+from inversion.layerwise import (
+    InverterStack,
+    LossWeights,
+    Schedule,
+    build_optimizers,
+    phase_loss,
+    set_lr,
+)
 from inversion.models.split import split_classifier
 from lightning_modules import LayerwiseInversion
 

@@ -29,13 +29,12 @@ from pathlib import Path
 import torch
 
 from datamodules.image_folder import ImageFolderDataset
-from datamodules.synthetic_images import FolderBatches, NoiseBatches
+from datamodules.layerwise import FolderBatches, NoiseBatches
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
 from inversion.data.synthesised import read_synthesised_folder, write_manifest, write_png
-from inversion.inverters import BlockOptions, InverterStack
-from inversion.layerwise import LossWeights, Schedule, train_stack
+from inversion.layerwise import BlockOptions, InverterStack, LossWeights, Schedule, train_stack
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.models.split import split_classifier
 from inversion.paths import cache_dir, cached_torch_file, file_lock
@@ -320,7 +319,7 @@ def deep_table() -> str:
 
 def _grids(source: str, depths, target: str, overrides: dict[str, dict]) -> list[torch.Tensor]:
     """One depth grid per method (``overrides``: method -> recipe fields) of 10 test digits."""
-    from callbacks.image_grid import depth_grid
+    from inversion.visual import depth_grid
 
     images, _ = load_digits_split("test")
     images = images[:: len(images) // 10][:10]

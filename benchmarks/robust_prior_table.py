@@ -29,7 +29,7 @@ from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
-from inversion.representation import (
+from inversion.robust_prior import (
     gray_seeds,
     invert_representation,
     representation,
@@ -39,8 +39,8 @@ from inversion.representation import (
     visualize_features,
 )
 from inversion.training import accuracy
-from lightning_modules.representation import TOOL_DEFAULTS
-from lightning_modules.robust_classifier import default_step_size
+from lightning_modules.robust_prior_tools import TOOL_DEFAULTS
+from lightning_modules.robust_prior_training import default_step_size
 
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
 LAYERS = ("penultimate", "stage3")

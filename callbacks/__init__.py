@@ -1,7 +1,7 @@
 """Lightning callbacks that turn produced images into numbers and pictures."""
 
 from callbacks.depth_grid import DepthGrid
-from callbacks.image_grid import ImageGrid, class_grid, depth_grid, pair_grid
+from callbacks.image_grid import ImageGrid
 from callbacks.image_metrics import ImageMetrics
 from callbacks.outputs import produced_images
 from callbacks.save_images import SaveImages
@@ -11,8 +11,5 @@ __all__ = [
     "ImageGrid",
     "ImageMetrics",
     "SaveImages",
-    "class_grid",
-    "depth_grid",
-    "pair_grid",
     "produced_images",
 ]

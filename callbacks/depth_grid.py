@@ -9,7 +9,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from callbacks.image_grid import depth_grid, log_grid
+from callbacks.image_grid import log_grid
+from inversion.visual import depth_grid
 
 
 class DepthGrid(pl.Callback):

@@ -6,12 +6,12 @@ from lightning_modules.class_inversion import ClassInversion
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.conditioned_generator import ConditionedGeneratorInversion
 from lightning_modules.dominant_patterns import DominantPatterns
-from lightning_modules.gan import DCGANModule
 from lightning_modules.gan_inversion import GANInversion
+from lightning_modules.gan_inversion_dcgan import DCGANModule
 from lightning_modules.layerwise import LayerwiseInversion
 from lightning_modules.real_images import RealImages
-from lightning_modules.representation import RepresentationTools
-from lightning_modules.robust_classifier import RobustClassifierModule
+from lightning_modules.robust_prior_tools import RepresentationTools
+from lightning_modules.robust_prior_training import RobustClassifierModule
 
 __all__ = [
     "BaseTask",

@@ -10,11 +10,13 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from inversion.conditioned_generator import (
+    GENERATOR_KEY,
+    ClassDiversity,
+    ConditionedGenerator,
+    GeneratorLoss,
+)
 from inversion.errors import InversionError
-from inversion.generator_losses import GeneratorLoss
-from inversion.generator_samples import GENERATOR_KEY
-from inversion.generators import ConditionedGenerator
-from inversion.metrics.diversity import ClassDiversity
 from inversion.models import PENULTIMATE
 from inversion.training import warmup_cosine
 from lightning_modules.base import BaseTask

@@ -10,17 +10,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from inversion.metrics.features import short_name
-from inversion.metrics.fooling import PatternScores, pattern_logits
-from inversion.models import ImageClassifier, build_classifier
-from inversion.patterns import (
+from inversion.dominant_patterns import (
     DEFAULT_EPS,
     LOGITS,
     PatternObjective,
+    PatternScores,
     UniversalPattern,
+    pattern_logits,
     pattern_optimizer,
     proxy_images,
 )
+from inversion.metrics.features import short_name
+from inversion.models import ImageClassifier, build_classifier
 from lightning_modules.base import BaseTask
 
 TARGET = "target"  # the attacked classifier among the scored ones

@@ -8,10 +8,15 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from datamodules.latent_codes import LatentBatches
-from inversion.dcgan import ConvEncoder, build_generator
+from datamodules.gan_inversion import LatentBatches
 from inversion.errors import InversionError
-from inversion.gan_inversion import EncoderWeights, encoder_loss, inversion_metrics
+from inversion.gan_inversion import (
+    ConvEncoder,
+    EncoderWeights,
+    build_generator,
+    encoder_loss,
+    inversion_metrics,
+)
 from lightning_modules.base import BaseTask
 
 METRICS = ("latent_mse", "latent_cosine", "psnr_corrupted", "psnr_repaired")

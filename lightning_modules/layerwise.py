@@ -9,9 +9,17 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from datamodules.synthetic_images import check_synthetic_training
-from inversion.inverters import BlockOptions, InverterStack, export_inverter
-from inversion.layerwise import LossWeights, Schedule, build_optimizers, phase_loss, set_lr
+from datamodules.layerwise import check_synthetic_training
+from inversion.layerwise import (
+    BlockOptions,
+    InverterStack,
+    LossWeights,
+    Schedule,
+    build_optimizers,
+    export_inverter,
+    phase_loss,
+    set_lr,
+)
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules.base import BaseTask

@@ -7,12 +7,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import evaluate
-from callbacks import ImageGrid, ImageMetrics, class_grid, produced_images
+from callbacks import ImageGrid, ImageMetrics, produced_images
 from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.metrics import ClassifierFeatures, FrechetDistance
 from inversion.training import accuracy
+from inversion.visual import class_grid
 from lightning_modules import RealImages
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import torch
 from trainers import quiet_trainer
 
 from datamodules import ClassTargetsDataModule
-from datamodules.synthetic import rank_batches
+from datamodules.class_inversion import rank_batches
 from inversion import InversionError, build_classifier
 from inversion.class_inversion import ClassInverter, build_stages, recipe_from, stage_lr
 from lightning_modules import ClassInversion

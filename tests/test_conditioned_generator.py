@@ -14,28 +14,26 @@ import evaluate
 import generate
 import train
 from datamodules import LatentsDataModule
-from datamodules.latents import TrainBatches
+from datamodules.conditioned_generator import TrainBatches
 from inversion import InversionError, build_classifier
-from inversion.generator_losses import (
+from inversion.conditioned_generator import (
+    ClassDiversity,
     GeneratorLoss,
+    adversarial_samples,
     feature_orthogonality,
+    generator_from_checkpoint,
     kl_to_condition,
     mean_pairwise_cosine,
-)
-from inversion.generator_samples import (
-    adversarial_samples,
-    generator_from_checkpoint,
     sample_classes,
     write_class_folders,
 )
-from inversion.generators import (
+from inversion.conditioned_generator.generator import (
     ConditionedGenerator,
     balanced_labels,
     hot_matrix,
     soft_vector,
     upsampling_plan,
 )
-from inversion.metrics import ClassDiversity
 from lightning_modules import ConditionedGeneratorInversion
 
 REPO = Path(__file__).resolve().parents[1]

@@ -72,7 +72,7 @@ def test_class_targets_are_produced_exactly_once_over_two_ranks(tmp_path, stage)
     assert len(together) == len(set(together))
 
 
-@pytest.mark.parametrize("config", ["classifier.yaml", "robust_classifier.yaml"])
+@pytest.mark.parametrize("config", ["classifier.yaml", "robust_prior_training.yaml"])
 def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch, config):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["train.py"])
@@ -88,7 +88,7 @@ def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch, config):
             "--trainer.limit_train_batches=3",
             "--trainer.limit_val_batches=2",
             "--trainer.enable_progress_bar=false",
-            *(["--model.init_args.eval_steps=3"] if config == "robust_classifier.yaml" else []),
+            *(["--model.init_args.eval_steps=3"] if config == "robust_prior_training.yaml" else []),
         ]
     )
     assert cli.trainer.world_size == 2
@@ -98,6 +98,6 @@ def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch, config):
     assert state["global_step"] == 3
     model = build_classifier(str(checkpoints[0]))
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
-    if config == "robust_classifier.yaml":  # PGD ran inside both processes' validation
+    if config == "robust_prior_training.yaml":  # PGD ran inside both processes' validation
         metrics = cli.trainer.callback_metrics
         assert 0 <= float(metrics["val/robust_acc"]) <= float(metrics["val/acc"])

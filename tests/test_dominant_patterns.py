@@ -17,16 +17,20 @@ from callbacks import ImageGrid, ImageMetrics
 from datamodules import ClassTargetsDataModule, DigitsDataModule, NoiseDataModule, ProxyDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
-from inversion.downstream import fit_head, relabel, replace_head, save_classifier
-from inversion.metrics import Dominance, FoolingRate, PatternScores, score_pattern, transfer_matrix
-from inversion.patterns import (
+from inversion.dominant_patterns import (
     OBJECTIVES,
+    Dominance,
+    FoolingRate,
     PatternObjective,
+    PatternScores,
     UniversalPattern,
     find_pattern,
     pattern_optimizer,
     random_pattern,
+    score_pattern,
+    transfer_matrix,
 )
+from inversion.dominant_patterns.downstream import fit_head, relabel, replace_head, save_classifier
 from inversion.training import accuracy
 from lightning_modules import DominantPatterns
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from dominant_patterns_table import MAIN_EPS, TARGET, PatternRecipe, control, run  # noqa: E402
 
 from inversion.data.digits import load_digits_split  # noqa: E402
-from inversion.metrics import score_pattern  # noqa: E402
+from inversion.dominant_patterns import score_pattern  # noqa: E402
 from inversion.models import build_classifier  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,15 @@ from trainers import quiet_trainer
 
 from datamodules import DigitsDataModule, LatentCodesDataModule
 from inversion import InversionError
-from inversion.dcgan import ConvEncoder, DCGANGenerator, build_generator
-from inversion.gan_inversion import EncoderWeights, corrupt, encoder_loss, inversion_metrics
+from inversion.gan_inversion import (
+    ConvEncoder,
+    DCGANGenerator,
+    EncoderWeights,
+    build_generator,
+    corrupt,
+    encoder_loss,
+    inversion_metrics,
+)
 from lightning_modules import DCGANModule, GANInversion
 
 

@@ -16,8 +16,14 @@ import train
 from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.synthesised import write_manifest, write_png
-from inversion.inverters import BlockOptions, InverterStack, export_inverter
-from inversion.layerwise import LossWeights, Schedule, blockwise_loss
+from inversion.layerwise import (
+    BlockOptions,
+    InverterStack,
+    LossWeights,
+    Schedule,
+    blockwise_loss,
+    export_inverter,
+)
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules import LayerwiseInversion
 

@@ -8,12 +8,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from callbacks import ImageGrid, ImageMetrics, pair_grid, produced_images
+from callbacks import ImageGrid, ImageMetrics, produced_images
 from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.metrics.scorer import ImageScorer
+from inversion.visual import pair_grid
 from lightning_modules import RealImages
 
 

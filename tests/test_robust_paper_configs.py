@@ -25,12 +25,13 @@ def _plain_argv(monkeypatch):
 def test_the_reference_settings_are_there():
     names = {p.stem for p in CONFIGS}
     assert {
-        "robust_cifar10_l2_resnet50",
-        "robust_cifar10_linf_resnet50",
-        "robust_imagenet_l2_resnet50",
-        "representation_inversion_imagenet_l2_3",
+        "robust_prior_training_cifar10_l2_resnet50",
+        "robust_prior_training_cifar10_linf_resnet50",
+        "robust_prior_training_imagenet_l2_resnet50",
+        "robust_prior_inversion_imagenet_l2_3",
     } <= names
-    imagenet = yaml.safe_load((REPO / "configs/paper/robust_imagenet_l2_resnet50.yaml").read_text())
+    imagenet_config = REPO / "configs/paper/robust_prior_training_imagenet_l2_resnet50.yaml"
+    imagenet = yaml.safe_load(imagenet_config.read_text())
     attack = imagenet["model"]["init_args"]
     assert (attack["norm"], attack["eps"], attack["step_size"], attack["steps"]) == (
         "l2",

@@ -1,0 +1,217 @@
+"""The class inverter: one batch of targets from noise to images, step by step (plain PyTorch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from inversion.class_inversion.augment import (
+    centre_paste,
+    circular_jitter,
+    color_shift,
+    jitter_for_size,
+    random_flip,
+    replicate,
+)
+from inversion.class_inversion.recipe import Recipe, Stage, build_stages, stage_lr
+from inversion.errors import InversionError
+from inversion.models import ImageClassifier
+from inversion.priors import (
+    BatchNormStatistics,
+    competition_loss,
+    l2_prior,
+    total_variation_l2,
+)
+
+
+class ClassInverter:
+    """Optimise images so that a frozen classifier assigns them target classes.
+
+    The state of one run (images, Adam, position in the schedule) lives in
+    :attr:`state`; :meth:`state_dict`/:meth:`load_state_dict` save and restore it.
+
+    Args:
+        classifier: The frozen target (its input is the image in [0, 1]).
+        recipe: Augmentations, priors, schedule.
+        image_size: Native side length of the produced images.
+        channels: Channels of the produced images.
+        generator: Source of randomness for the init and augmentations (CPU).
+        student: The student of Adaptive DeepInversion's competition term (frozen here).
+    """
+
+    def __init__(
+        self,
+        classifier: ImageClassifier,
+        recipe: Recipe,
+        image_size: int,
+        channels: int = 3,
+        generator: torch.Generator | None = None,
+        student: ImageClassifier | None = None,
+    ) -> None:
+        if recipe.competition > 0 and student is None:
+            raise InversionError(
+                "The competition term (Adaptive DeepInversion) needs a "
+                "student classifier; give one or set competition to 0."
+            )
+        self.classifier = classifier
+        self.student = student
+        self.recipe = recipe
+        self.image_size = image_size
+        self.channels = channels
+        self.generator = generator
+        self.stages = build_stages(recipe, image_size)
+        self.total_steps = sum(stage.steps for stage in self.stages)
+        self.bn_stats = (
+            BatchNormStatistics(classifier.net, recipe.first_bn_multiplier)
+            if recipe.bn > 0
+            else None
+        )
+        self.images: Tensor | None = None
+        self.labels: Tensor | None = None
+        self.optimizer: torch.optim.Adam | None = None
+        self.step_index = 0
+
+    # --- schedule -------------------------------------------------------------------
+    def stage_at(self, step: int) -> tuple[int, int]:
+        """(stage index, step within that stage) of a global step."""
+        for index, stage in enumerate(self.stages):
+            if step < stage.steps:
+                return index, step
+            step -= stage.steps
+        raise InversionError(f"Step beyond the schedule ({self.total_steps} steps).")
+
+    def _noise(self, n: int, size: int, device: torch.device) -> Tensor:
+        shape = (n, self.channels, size, size)
+        if self.recipe.init == "uniform":
+            noise = torch.rand(shape, generator=self.generator)
+        else:
+            noise = (0.5 + 0.2 * torch.randn(shape, generator=self.generator)).clamp_(0, 1)
+        return noise.to(device)
+
+    def _new_optimizer(self) -> None:
+        self.images.requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.images], lr=self.recipe.lr, betas=self.recipe.betas)
+
+    def start(self, labels: Tensor) -> None:
+        """Begin a run for these target classes (fresh noise, fresh optimiser)."""
+        self.labels = labels
+        self.images = self._noise(len(labels), self.stages[0].size, labels.device)
+        self.step_index = 0
+        self._new_optimizer()
+
+    @property
+    def finished(self) -> bool:
+        """Whether every step of the schedule has run."""
+        return self.step_index >= self.total_steps
+
+    # --- one step ---------------------------------------------------------------------
+    def loss(self, images: Tensor, labels: Tensor, pool: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The recipe's loss of one augmented forward pass (and its parts)."""
+        recipe = self.recipe
+        shift = jitter_for_size(images.shape[-1], recipe.jitter) if recipe.jitter else 0
+        view = circular_jitter(images, shift, self.generator) if shift else images
+        if recipe.flip:
+            view = random_flip(view, generator=self.generator)
+        if recipe.zoom_to_native and view.shape[-1] != self.image_size:
+            size = (self.image_size, self.image_size)
+            view = F.interpolate(view, size=size, mode="bilinear", align_corners=False)
+        batch = replicate(view, recipe.ensemble)
+        if recipe.color_shift:
+            batch = color_shift(
+                batch, recipe.color_shift_mean, recipe.color_shift_log_std, self.generator
+            )
+        if pool > 1:
+            batch = F.avg_pool2d(batch, pool)
+        logits = self.classifier(batch)
+        parts = {"ce": F.cross_entropy(logits, labels.repeat(recipe.ensemble))}
+        if recipe.tv_l2:
+            parts["tv_l2"] = recipe.tv_l2 * total_variation_l2(view)
+        if recipe.l2:
+            parts["l2"] = recipe.l2 * l2_prior(view)
+        if self.bn_stats is not None:
+            parts["bn"] = recipe.bn * self.bn_stats.loss()
+        if recipe.competition:
+            student_logits = self.student(batch)
+            parts["competition"] = recipe.competition * competition_loss(logits, student_logits)
+        return sum(parts.values()), parts
+
+    def step(self) -> dict[str, Tensor]:
+        """One optimisation step (with a stage transition first where one is due).
+
+        Returns:
+            The loss parts (detached device tensors; no host synchronisation).
+        """
+        if self.images is None:
+            raise InversionError("Call start(labels) before step().")
+        stage_index, in_stage = self.stage_at(self.step_index)
+        stage = self.stages[stage_index]
+        if in_stage == 0 and self.step_index > 0:
+            self._enter_stage(stage)
+        for group in self.optimizer.param_groups:
+            group["lr"] = stage_lr(self.recipe, in_stage, stage.steps)
+        loss, parts = self.loss(self.images, self.labels, stage.pool)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.images.clamp_(0, 1)
+        self.step_index += 1
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    def _enter_stage(self, stage: Stage) -> None:
+        previous = self.images.detach()
+        if stage.size != previous.shape[-1]:
+            pad = max(self.image_size // 16, 1)
+            self.images = centre_paste(previous, stage.size, pad, self.generator)
+        else:
+            self.images = previous.clone()
+        self._new_optimizer()
+
+    def invert(self, labels: Tensor) -> Tensor:
+        """Run the whole schedule for ``labels`` and return the images (N x C x S x S)."""
+        self.start(labels)
+        while not self.finished:
+            self.step()
+        return self.result()
+
+    def result(self) -> Tensor:
+        """The current images at the native size, detached."""
+        images = self.images.detach()
+        if images.shape[-1] != self.image_size:
+            images = F.interpolate(
+                images,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+            ).clamp_(0, 1)
+        return images
+
+    # --- checkpointing ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Images, labels, optimiser state, step and RNG state (tensors on the CPU)."""
+        if self.images is None:
+            return {}
+        state = {
+            "images": self.images.detach().cpu(),
+            "labels": self.labels.cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step_index,
+        }
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        """Restore a run saved by :meth:`state_dict`."""
+        if not state:
+            return
+        self.labels = state["labels"].to(device)
+        self.images = state["images"].to(device)
+        self.step_index = int(state["step"])
+        self._new_optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "generator" in state and self.generator is not None:
+            self.generator.set_state(state["generator"])

@@ -1,0 +1,40 @@
+"""Robustness as a prior: the representation tools of a (robust) classifier.
+
+``tools.py`` holds representation inversion, feature visualisation, manipulation and
+interpolation (L2 PGD in input space, ``inversion/attacks.py``) and ``defaults.py`` their
+default step sizes. Adversarial training itself is ``inversion.attacks.PGD`` inside the
+classification recipe of ``inversion/training.py``.
+
+Wiring: ``lightning_modules/robust_prior_training.py`` (``RobustClassifierModule``) and
+``lightning_modules/robust_prior_tools.py`` (``RepresentationTools``); configs
+``configs/*/robust_prior_*.yaml``; table ``benchmarks/robust_prior_table.py``.
+"""
+
+
+from inversion.robust_prior.tools import (
+    HUGE_EPS,
+    fake_last_relu,
+    gray_seeds,
+    interpolate_representations,
+    invert_representation,
+    manipulate_features,
+    representation,
+    representation_distance,
+    tool_attack,
+    top_features,
+    visualize_features,
+)
+
+__all__ = [
+    "HUGE_EPS",
+    "fake_last_relu",
+    "gray_seeds",
+    "interpolate_representations",
+    "invert_representation",
+    "manipulate_features",
+    "representation",
+    "representation_distance",
+    "tool_attack",
+    "top_features",
+    "visualize_features",
+]

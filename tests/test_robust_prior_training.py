@@ -1,0 +1,160 @@
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from trainers import quiet_trainer
+
+import train
+from datamodules import DigitsDataModule
+from inversion import InversionError, build_classifier
+from inversion.attacks import PGD
+from inversion.data.digits import load_digits_split
+from inversion.training import accuracy
+from lightning_modules import RobustClassifierModule
+from lightning_modules.robust_prior_training import default_step_size
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy():
+    # the trained digits:cnn, with a learning rate of 0: its accuracy on the training
+    # batches (PGD examples) must be far below its clean accuracy
+    module = RobustClassifierModule(
+        classifier="digits:cnn",
+        pretrained=True,
+        optimizer="adamw",
+        lr=0.0,
+        eps=1.5,
+        extra_eval_eps=[0.5],
+    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2)
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=64, max_shift=0))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert metrics["val/acc"] > 0.9
+    assert metrics["train/acc"] < 0.5 * metrics["val/acc"]
+    assert metrics["val/robust_acc"] < metrics["val/robust_acc_eps0.5"] < metrics["val/acc"]
+
+
+def test_robust_accuracy_equals_a_plain_pgd_evaluation():
+    images, labels = load_digits_split("val")
+    module = RobustClassifierModule(classifier="digits:cnn", pretrained=True, eps=1.0)
+    trainer = quiet_trainer()
+    results = trainer.validate(module, datamodule=DigitsDataModule(batch_size=90))[0]
+    model = build_classifier("digits:cnn").freeze()
+    attack = PGD(1.0, default_step_size(1.0, 20), 20, "l2")
+    expected = accuracy(model, attack(model, images, labels), labels)
+    assert results["val/robust_acc"] == pytest.approx(expected, abs=1e-6)
+    assert results["val/acc"] == pytest.approx(accuracy(model, images, labels), abs=1e-6)
+
+
+class StopAfterFirstEpoch(pl.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
+def test_checkpoint_is_a_classifier_spec_and_resume_continues_the_same_run(tmp_path):
+    def run(name: str, callbacks=(), ckpt_path=None) -> pl.Trainer:
+        pl.seed_everything(0)
+        module = RobustClassifierModule(
+            classifier="digits:cnn",
+            pretrained=False,
+            optimizer="adamw",
+            lr=1e-3,
+            eps=1.0,
+            steps=2,
+            random_start=True,
+        )
+        checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / name, save_last=True)
+        trainer = quiet_trainer(
+            max_epochs=2,
+            limit_train_batches=3,
+            limit_val_batches=0,
+            enable_checkpointing=True,
+            callbacks=[*callbacks, checkpoint],
+        )
+        trainer.fit(module, datamodule=DigitsDataModule(batch_size=32), ckpt_path=ckpt_path)
+        return trainer
+
+    straight = run("straight")
+    interrupted = run("interrupted", [StopAfterFirstEpoch()])
+    assert interrupted.current_epoch == 1 and interrupted.global_step == 3
+    resumed = run("resumed", ckpt_path=tmp_path / "interrupted" / "last.ckpt")
+    assert resumed.global_step == straight.global_step == 6
+    for (name, a), b in zip(
+        straight.lightning_module.state_dict().items(),
+        resumed.lightning_module.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name
+    model = build_classifier(str(tmp_path / "straight" / "last.ckpt"))
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_bad_attack_settings_are_one_clear_error(tmp_path, monkeypatch, capsys):
+    with pytest.raises(InversionError, match="norm"):
+        RobustClassifierModule(norm="l3")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "train.py",
+            "fit",
+            "--config",
+            str(REPO / "configs/digits/robust_prior_training.yaml"),
+            "--model.init_args.eps=-1",
+            "--trainer.fast_dev_run=true",
+        ],
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train.run_from_command_line()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: PGD needs eps, step_size and steps >= 0")
+
+
+def test_channels_last_and_bf16_autocast_train():
+    module = RobustClassifierModule(
+        classifier="digits:cnn", pretrained=False, channels_last=True, steps=2
+    )
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=1, precision="bf16-mixed")
+    datamodule = DigitsDataModule(batch_size=16)
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 2
+    results = trainer.validate(module, datamodule=datamodule)[0]
+    assert 0 <= results["val/robust_acc"] <= results["val/acc"] <= 1
+    conv = next(m for m in module.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_robustness_library_checkpoints_load_as_weights(tmp_path):
+    reference = build_classifier("torchvision:resnet18", num_classes=10)
+    network = reference.net.state_dict()
+    state = {f"module.model.{k}": v for k, v in network.items()}
+    state |= {f"module.attacker.model.{k}": v for k, v in network.items()}
+    state |= {"module.normalizer.new_mean": torch.zeros(3, 1, 1)}
+    path = tmp_path / "cifar_l2_0_5.pt"
+    torch.save({"model": state, "epoch": 150}, path)
+    loaded = build_classifier("torchvision:resnet18", num_classes=10, weights=str(path))
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(images), reference(images))
+
+
+def test_cifar_resnets_load_robustness_library_cifar_checkpoints(tmp_path):
+    reference = build_classifier("cifar:resnet18")
+    assert reference.input_size == (32, 32) and reference.head == "fc"
+    theirs = {
+        k.replace(".downsample.", ".shortcut.").replace("fc.", "linear."): v
+        for k, v in reference.net.state_dict().items()
+    }
+    state = {f"module.model.{k}": v for k, v in theirs.items()}
+    state |= {f"module.attacker.model.{k}": v for k, v in theirs.items()}
+    path = tmp_path / "cifar_linf_8.pt"
+    torch.save({"model": state, "epoch": 150}, path)
+    loaded = build_classifier("cifar:resnet18", weights=str(path))
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(images), reference(images))
+    assert loaded.penultimate(images).shape == (2, 512)
+    with pytest.raises(InversionError, match="no downloadable weights"):
+        build_classifier("cifar:resnet50", pretrained=True)
+    with pytest.raises(InversionError, match="Unknown cifar model"):
+        build_classifier("cifar:vgg16")
