@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier
 from inversion.attacks import PGD
+from inversion.robust_prior import default_step_size
 from lightning_modules import RobustClassifierModule
-from lightning_modules.robust_prior_training import default_step_size
 
 
 def autocast(device: str, precision: str):

@@ -30,6 +30,8 @@ from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
 from inversion.robust_prior import (
+    TOOL_DEFAULTS,
+    default_step_size,
     gray_seeds,
     invert_representation,
     representation,
@@ -39,8 +41,6 @@ from inversion.robust_prior import (
     visualize_features,
 )
 from inversion.training import accuracy
-from lightning_modules.robust_prior_tools import TOOL_DEFAULTS
-from lightning_modules.robust_prior_training import default_step_size
 
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
 LAYERS = ("penultimate", "stage3")

@@ -5,7 +5,6 @@ Shared by the zoo's plain loop and the Lightning classifier module.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -37,21 +36,6 @@ def build_optimizer(
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
         )
     raise InversionError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up then cosine decay to zero, stepped once per optimiser step."""
-    total_steps = max(total_steps, 1)
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @torch.no_grad()

@@ -10,7 +10,8 @@ from torchmetrics import MetricCollection
 
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.models import build_classifier
-from inversion.training import build_optimizer, classification_loss, warmup_cosine
+from inversion.schedules import warmup_cosine_scheduler
+from inversion.training import build_optimizer, classification_loss
 from lightning_modules.base import BaseTask
 
 
@@ -128,7 +129,7 @@ class ClassifierModule(BaseTask):
         total = int(self.trainer.estimated_stepping_batches)
         max_epochs = max(self.trainer.max_epochs or 1, 1)
         warmup = total * hp.warmup_epochs // max_epochs
-        scheduler = warmup_cosine(optimizer, total, warmup)
+        scheduler = warmup_cosine_scheduler(optimizer, total, warmup)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -18,7 +18,7 @@ from inversion.conditioned_generator import (
 )
 from inversion.errors import InversionError
 from inversion.models import PENULTIMATE
-from inversion.training import warmup_cosine
+from inversion.schedules import warmup_cosine_scheduler
 from lightning_modules.base import BaseTask
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
@@ -177,7 +177,7 @@ class ConditionedGeneratorInversion(BaseTask):
             weight_decay=hp.weight_decay,
         )
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = warmup_cosine(optimizer, total, hp.warmup_steps)
+        scheduler = warmup_cosine_scheduler(optimizer, total, hp.warmup_steps)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

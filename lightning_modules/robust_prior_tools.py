@@ -7,31 +7,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from inversion import seeds
+from inversion.data.batches import split_batch
 from inversion.errors import InversionError
-from inversion.metrics.reconstruction import agreement
 from inversion.models import PENULTIMATE
 from inversion.robust_prior import (
-    gray_seeds,
-    interpolate_representations,
-    invert_representation,
-    manipulate_features,
+    DEFAULT_ALPHAS,
+    SEED_IMAGES,
+    TOOL_DEFAULTS,
+    TOOLS,
+    SeedImage,
+    Tool,
+    apply_tool,
     representation,
-    representation_distance,
     tool_attack,
-    top_features,
-    visualize_features,
 )
 from lightning_modules.base import BaseTask
-
-#: Default (step size, steps) of each tool for 32 x 32 digits; the paper's values at
-#: 224 x 224 (step 1 with 10,000 / 200 iterations, step 0.1 with 800) are in configs/paper.
-TOOL_DEFAULTS = {
-    "invert": (0.1, 500),
-    "visualize": (0.1, 200),
-    "manipulate": (0.02, 200),
-    "interpolate": (0.1, 500),
-}
-SEEDS = ("gray", "other_image")
 
 
 class RepresentationTools(BaseTask):
@@ -71,7 +62,7 @@ class RepresentationTools(BaseTask):
             the batch) as the start of ``invert``/``interpolate``.
         features: Components to visualise or add (``visualize``/``manipulate``).
         alphas: Interpolation weights (``interpolate``).
-        seed: Seed of the gray seeds' noise (per batch and process).
+        seed: Seed of the gray seeds' noise (``derive_seed(seed, batch, rank)``).
         progress: Show a progress bar over the PGD iterations of each batch.
     """
 
@@ -82,11 +73,11 @@ class RepresentationTools(BaseTask):
         pretrained: bool | None = None,
         classifier_num_classes: int | None = None,
         input_size: int | None = None,
-        tool: str = "invert",
+        tool: Tool = "invert",
         layer: str = PENULTIMATE,
         step_size: float | None = None,
         steps: int | None = None,
-        seed_image: str = "gray",
+        seed_image: SeedImage = "gray",
         features: list[int] | None = None,
         alphas: list[float] | None = None,
         seed: int = 0,
@@ -96,10 +87,12 @@ class RepresentationTools(BaseTask):
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
-        if hp.tool not in TOOL_DEFAULTS:
-            raise InversionError(f"Unknown tool {hp.tool!r}; choose one of {list(TOOL_DEFAULTS)}.")
-        if hp.seed_image not in SEEDS:
-            raise InversionError(f"Unknown seed_image {hp.seed_image!r}; choose one of {SEEDS}.")
+        if hp.tool not in TOOLS:
+            raise InversionError(f"Unknown tool {hp.tool!r}; choose one of {TOOLS}.")
+        if hp.seed_image not in SEED_IMAGES:
+            raise InversionError(
+                f"Unknown seed_image {hp.seed_image!r}; choose one of {SEED_IMAGES}."
+            )
         if hp.features is not None and not hp.features:
             raise InversionError("features is empty; list components, or leave it unset.")
         classifier = self.frozen_target()
@@ -114,77 +107,33 @@ class RepresentationTools(BaseTask):
             hp.step_size if hp.step_size is not None else default_step,
             hp.steps if hp.steps is not None else default_steps,
         )
-        self.alphas = list(hp.alphas) if hp.alphas is not None else [0.0, 0.25, 0.5, 0.75, 1.0]
+        self.alphas = list(hp.alphas) if hp.alphas is not None else list(DEFAULT_ALPHAS)
 
     def configure_optimizers(self) -> None:
         """Nothing is trained."""
         return None
 
     # --- the tools -----------------------------------------------------------------------
-    def _generator(self, batch_idx: int) -> torch.Generator:
-        world = self._trainer.world_size if self._trainer is not None else 1
-        seed = (self.hparams.seed * 1_000_003 + batch_idx) * world + self.global_rank
-        return torch.Generator(device=self.device).manual_seed(seed)
-
-    def _seeds(self, images: Tensor, batch_idx: int) -> Tensor:
-        if self.hparams.seed_image == "other_image":
-            return images.roll(1, dims=0)
-        return gray_seeds(images.shape, self._generator(batch_idx), images.device)
-
-    def _features(self, images: Tensor) -> Tensor:
-        features = self.hparams.features
-        if features is None:
-            return top_features(self.classifier, images, self.hparams.layer)
-        index = torch.arange(len(images), device=images.device) % len(features)
-        return torch.as_tensor(features, device=images.device)[index]
-
-    def run_tool(self, images: Tensor, labels: Tensor | None, batch_idx: int) -> dict[str, Tensor]:
-        """Apply the tool to a batch; returns the outputs dict of the callbacks' contract."""
-        hp, model, progress = self.hparams, self.classifier, self.hparams.progress
-        explicit = hp.features is not None
-        if hp.tool == "invert":
-            targets = representation(model, images, hp.layer)
-            inverted = invert_representation(
-                model, targets, self._seeds(images, batch_idx), self.attack, hp.layer, progress
-            )
-            distance = representation_distance(model, inverted, targets, hp.layer)
-            self.log("repr_distance", distance.mean(), sync_dist=True)
-            self.log("agree_target", agreement(model, inverted, images).mean(), sync_dist=True)
-            return {"images": inverted, "labels": labels, "originals": images}
-        if hp.tool == "visualize":
-            seeds = gray_seeds(images.shape, self._generator(batch_idx), images.device)
-            visual = visualize_features(
-                model, self._features(images), seeds, self.attack, hp.layer, progress
-            )
-            return {"images": visual, "labels": None if explicit else labels}
-        if hp.tool == "manipulate":
-            donors = images.roll(1, dims=0)
-            donor_labels = None if explicit or labels is None else labels.roll(1, dims=0)
-            changed = manipulate_features(
-                model, images, self._features(donors), self.attack, hp.layer, progress
-            )
-            return {"images": changed, "labels": donor_labels, "originals": images}
-        second = images.roll(-1, dims=0)
-        mixed = interpolate_representations(
-            model,
-            images,
-            second,
-            self.alphas,
-            self._seeds(images, batch_idx),
-            self.attack,
-            hp.layer,
-            progress,
-        )
-        rows = torch.cat([images.unsqueeze(1), mixed, second.unsqueeze(1)], dim=1)
-        return {"images": rows.flatten(0, 1)}
-
     def _step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
-        images = batch[0] if isinstance(batch, list | tuple) else batch
-        labels = batch[1] if isinstance(batch, list | tuple) and len(batch) > 1 else None
-        if labels is not None and (labels < 0).all():
-            labels = None  # unlabelled data (e.g. noise, flat folders)
-        outputs = self.run_tool(images, labels, batch_idx)
-        return {k: v for k, v in outputs.items() if v is not None}
+        hp = self.hparams
+        images, labels = split_batch(batch)
+        outputs = apply_tool(
+            self.classifier,
+            hp.tool,
+            images,
+            labels,
+            self.attack,
+            seeds.generator(hp.seed, batch_idx, self.global_rank, device=self.device),
+            hp.layer,
+            hp.seed_image,
+            hp.features,
+            self.alphas,
+            hp.progress,
+        )
+        if "repr_distance" in outputs:
+            self.log("repr_distance", outputs.pop("repr_distance").mean(), sync_dist=True)
+            self.log("agree_target", outputs.pop("agree_target").mean(), sync_dist=True)
+        return outputs
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:  # noqa: D102
         return self._step(batch, batch_idx)

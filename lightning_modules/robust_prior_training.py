@@ -9,20 +9,9 @@ from torchmetrics import MetricCollection
 
 from inversion.attacks import PGD
 from inversion.metrics.scorer import top_k_accuracy
+from inversion.robust_prior import default_step_size, eps_name
 from inversion.training import classification_loss
 from lightning_modules.classifier import ClassifierModule
-
-STEP_FACTOR = 2.5  # default step size: 2.5 * eps / steps (Madry et al.)
-
-
-def default_step_size(eps: float, steps: int) -> float:
-    """``2.5 * eps / steps``: enough to reach the boundary of the ball and move along it."""
-    return STEP_FACTOR * eps / max(steps, 1)
-
-
-def eps_name(eps: float) -> str:
-    """A metric-name suffix for an eps (``0.5`` -> ``eps0.5``)."""
-    return f"eps{eps:g}"
 
 
 class RobustClassifierModule(ClassifierModule):
@@ -150,4 +139,4 @@ class RobustClassifierModule(ClassifierModule):
         self._evaluate(batch, "test", self.test_metrics, self.test_robust)
 
 
-__all__ = ["RobustClassifierModule", "default_step_size"]
+__all__ = ["RobustClassifierModule"]

@@ -7,6 +7,7 @@ from datamodules import DigitsDataModule, NoiseDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.robust_prior import (
+    chosen_features,
     gray_seeds,
     interpolate_representations,
     invert_representation,
@@ -133,7 +134,8 @@ def test_same_seed_same_images_and_chosen_features_are_used():
     a = first._step([images, torch.arange(4)], 0)
     b = second._step([images, torch.arange(4)], 0)
     assert torch.equal(a["images"], b["images"]) and "labels" not in a
-    assert first._features(images).tolist() == [7, 9, 7, 9]
+    layer = first.hparams.layer
+    assert chosen_features(first.classifier, images, layer, [7, 9]).tolist() == [7, 9, 7, 9]
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
+from inversion.robust_prior import default_step_size
 from inversion.training import accuracy
 from lightning_modules import RobustClassifierModule
-from lightning_modules.robust_prior_training import default_step_size
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,13 +15,13 @@ checkpoint resumes an inversion where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from inversion.class_inversion.augment import (
     stage_sizes,
 )
 from inversion.errors import InversionError
+from inversion.schedules import warmup_cosine
 
 INITS = ("uniform", "gaussian")
 
@@ -162,8 +162,4 @@ def build_stages(recipe: Recipe, image_size: int) -> list[Stage]:
 
 def stage_lr(recipe: Recipe, step_in_stage: int, stage_steps: int) -> float:
     """Linear warm-up then cosine decay to 0 within a stage."""
-    if step_in_stage < recipe.warmup_steps:
-        return recipe.lr * (step_in_stage + 1) / recipe.warmup_steps
-    span = max(stage_steps - recipe.warmup_steps, 1)
-    progress = (step_in_stage - recipe.warmup_steps) / span
-    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step_in_stage, stage_steps, recipe.warmup_steps, recipe.lr)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from inversion.data.digits import load_digits_split
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
-from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
+from inversion.schedules import warmup_cosine_scheduler
+from inversion.training import accuracy, build_optimizer, classification_loss
 
 TASKS: dict[str, tuple[int, Callable[[Tensor], Tensor]]] = {
     "parity": (2, lambda digits: digits % 2),  # even / odd
@@ -95,7 +96,7 @@ def fit_head(
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(features) // batch_size)
     optimizer = build_optimizer(head.parameters(), "adamw", lr, weight_decay)
-    scheduler = warmup_cosine(optimizer, epochs * steps_per_epoch)
+    scheduler = warmup_cosine_scheduler(optimizer, epochs * steps_per_epoch)
     head.train()
     for _ in range(epochs):
         order = torch.randperm(len(features), generator=generator).to(features.device)

@@ -22,7 +22,6 @@ per training step; :func:`train_stack` is the same schedule as a plain loop.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ from inversion.errors import InversionError
 from inversion.layerwise.inverters import InverterStack
 from inversion.models.split import ClassifierBlocks
 from inversion.options import with_fields
+from inversion.schedules import warmup_cosine
 
 METHODS = ("layerwise", "naive")
 
@@ -129,19 +129,16 @@ class Schedule:
     def at(self, step: int) -> Phase:
         """The phase of global step ``step`` (0-based)."""
         if self.method == "naive":
-            return Phase("naive", None, step, self.total, 0, _cosine(self.lr, step, self.total))
+            lr = warmup_cosine(step, self.total, peak=self.lr)
+            return Phase("naive", None, step, self.total, 0, lr)
         blockwise = self.num_blocks * self.blockwise_steps
         if step < blockwise:
             block, inner = divmod(step, self.blockwise_steps)
-            lr = _cosine(self.lr, inner, self.blockwise_steps)
+            lr = warmup_cosine(inner, self.blockwise_steps, peak=self.lr)
             return Phase("blockwise", block + 1, inner, self.blockwise_steps, block, lr)
         inner = step - blockwise
-        lr = _cosine(self.resync_lr, inner, self.resync_steps)
+        lr = warmup_cosine(inner, self.resync_steps, peak=self.resync_lr)
         return Phase("resync", None, inner, self.resync_steps, self.num_blocks, lr)
-
-
-def _cosine(peak: float, step: int, length: int) -> float:
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(step / max(length, 1), 1.0)))
 
 
 def build_optimizers(stack: InverterStack, schedule: Schedule) -> list[torch.optim.Optimizer]:

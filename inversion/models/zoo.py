@@ -23,7 +23,8 @@ from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
 from inversion.models.digits_nets import FIXED_SIZE, build_digits_net
 from inversion.paths import cache_dir, cached_torch_file
-from inversion.training import accuracy, build_optimizer, classification_loss, warmup_cosine
+from inversion.schedules import warmup_cosine_scheduler
+from inversion.training import accuracy, build_optimizer, classification_loss
 
 ZOO_FORMAT = 2
 DIGITS_MEAN = (0.5,)
@@ -132,7 +133,7 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
     train_x, train_y = load_digits_split("train", recipe.image_size, recipe.in_chans)
     steps_per_epoch = -(-len(train_x) // recipe.batch_size)
     optimizer = build_optimizer(model.parameters(), "adamw", recipe.lr, recipe.weight_decay)
-    scheduler = warmup_cosine(
+    scheduler = warmup_cosine_scheduler(
         optimizer, recipe.epochs * steps_per_epoch, recipe.warmup_epochs * steps_per_epoch
     )
     start = time.perf_counter()

@@ -11,8 +11,21 @@ Wiring: ``lightning_modules/robust_prior_training.py`` (``RobustClassifierModule
 """
 
 
+from inversion.robust_prior.defaults import (
+    DEFAULT_ALPHAS,
+    SEED_IMAGES,
+    STEP_FACTOR,
+    TOOL_DEFAULTS,
+    TOOLS,
+    SeedImage,
+    Tool,
+    default_step_size,
+    eps_name,
+)
 from inversion.robust_prior.tools import (
     HUGE_EPS,
+    apply_tool,
+    chosen_features,
     fake_last_relu,
     gray_seeds,
     interpolate_representations,
@@ -26,6 +39,17 @@ from inversion.robust_prior.tools import (
 )
 
 __all__ = [
+    "DEFAULT_ALPHAS",
+    "SEED_IMAGES",
+    "STEP_FACTOR",
+    "SeedImage",
+    "TOOLS",
+    "TOOL_DEFAULTS",
+    "Tool",
+    "apply_tool",
+    "chosen_features",
+    "default_step_size",
+    "eps_name",
     "HUGE_EPS",
     "fake_last_relu",
     "gray_seeds",

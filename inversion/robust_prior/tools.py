@@ -25,7 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from inversion.attacks import PGD
+from inversion.errors import InversionError
+from inversion.metrics.reconstruction import agreement
 from inversion.models import PENULTIMATE, ImageClassifier
+from inversion.robust_prior.defaults import DEFAULT_ALPHAS, TOOLS, SeedImage, Tool
 
 HUGE_EPS = 1e4  # the representation tools are constrained by the [0, 1] box alone
 
@@ -200,3 +203,90 @@ def top_features(model: ImageClassifier, images: Tensor, layer: str = PENULTIMAT
     """The most activated component of ``R`` for each image (N)."""
     with torch.no_grad():
         return representation(model, images, layer).argmax(dim=1)
+
+
+def chosen_features(
+    model: ImageClassifier, sources: Tensor, layer: str, features: Sequence[int] | None
+) -> Tensor:
+    """One component per image: ``features`` cycled over the batch, or each image's top one."""
+    if features is None:
+        return top_features(model, sources, layer)
+    index = torch.arange(len(sources), device=sources.device) % len(features)
+    return torch.as_tensor(list(features), device=sources.device)[index]
+
+
+def apply_tool(
+    model: ImageClassifier,
+    tool: Tool,
+    images: Tensor,
+    labels: Tensor | None,
+    attack: PGD,
+    generator: torch.Generator,
+    layer: str = PENULTIMATE,
+    seed_image: SeedImage = "gray",
+    features: Sequence[int] | None = None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    progress: bool = False,
+) -> dict[str, Tensor]:
+    """Apply one representation tool to a batch (plain PyTorch; the module calls this).
+
+    Args:
+        model: The frozen classifier.
+        tool: ``invert``, ``visualize``, ``manipulate`` or ``interpolate``.
+        images: The batch, N x C x H x W in [0, 1].
+        labels: Their classes, or None.
+        attack: The PGD of the tool (see :func:`tool_attack`).
+        generator: Source of the gray seeds' noise.
+        layer: The representation: ``penultimate`` or a named layer.
+        seed_image: Start of ``invert``/``interpolate``: ``gray`` seeds or the previous
+            image of the batch (``other_image``).
+        features: Components to visualise or add (default: the most activated one of
+            each image, or of its donor for ``manipulate``).
+        alphas: Interpolation weights.
+        progress: Show a progress bar over the PGD iterations.
+
+    Returns:
+        The outputs of the callbacks' contract: ``images``; ``labels`` where the images
+        have a class (the original's, or the donor's for ``manipulate``); ``originals``
+        for ``invert`` and ``manipulate``; and for ``invert`` the per-image final
+        ``repr_distance`` and ``agree_target`` (1.0 where the classifier gives the
+        inversion its original's class).
+    """
+
+    def start() -> Tensor:
+        if seed_image == "other_image":
+            return images.roll(1, dims=0)
+        return gray_seeds(images.shape, generator, images.device)
+
+    out: dict[str, Tensor | None]
+    if tool == "invert":
+        targets = representation(model, images, layer)
+        inverted = invert_representation(model, targets, start(), attack, layer, progress)
+        out = {
+            "images": inverted,
+            "labels": labels,
+            "originals": images,
+            "repr_distance": representation_distance(model, inverted, targets, layer),
+            "agree_target": agreement(model, inverted, images),
+        }
+    elif tool == "visualize":
+        seeds = gray_seeds(images.shape, generator, images.device)
+        chosen = chosen_features(model, images, layer, features)
+        visual = visualize_features(model, chosen, seeds, attack, layer, progress)
+        out = {"images": visual, "labels": labels if features is None else None}
+    elif tool == "manipulate":
+        donors = images.roll(1, dims=0)
+        donor_labels = None if features is not None or labels is None else labels.roll(1, 0)
+        chosen = chosen_features(model, donors, layer, features)
+        changed = manipulate_features(model, images, chosen, attack, layer, progress)
+        out = {"images": changed, "labels": donor_labels, "originals": images}
+    elif tool == "interpolate":
+        second = images.roll(-1, dims=0)
+        mixed = interpolate_representations(
+            model, images, second, list(alphas), start(), attack, layer, progress
+        )
+        rows = torch.cat([images.unsqueeze(1), mixed, second.unsqueeze(1)], dim=1)
+        out = {"images": rows.flatten(0, 1)}
+    else:
+        raise InversionError(f"Unknown tool {tool!r}; choose one of {TOOLS}.")
+    return {k: v for k, v in out.items() if v is not None}
