@@ -98,6 +98,10 @@ class ClassTargetsDataModule(pl.LightningDataModule):
         """Total number of targets over all ranks."""
         return len(self.labels)
 
+    def set_schedule(self, steps: int) -> None:
+        """Repeat each batch of targets ``steps`` times: its inversion's schedule."""
+        self.repeat = steps
+
     def _batches(self) -> list[list[int]]:
         world, rank = world_and_rank()
         return rank_batches(self.num_targets, self.hparams.batch_size, world, rank)

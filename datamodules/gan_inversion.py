@@ -10,6 +10,9 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.layerwise import StepSampler
 from datamodules.sampling import world_and_rank
 from inversion.errors import InversionError
+from inversion.seeds import derive_seed
+
+HELD_OUT = 999_983  # seeds of the held-out codes: derive_seed(seed, HELD_OUT + split)
 
 
 class LatentBatches(Dataset):
@@ -27,7 +30,7 @@ class LatentBatches(Dataset):
         return self.length
 
     def __getitem__(self, item: int) -> Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + item)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, item))
         return torch.randn(self.batch_size, self.latent_dim, generator=generator)
 
 
@@ -61,16 +64,21 @@ class LatentCodesDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["steps"])
         self.steps = steps
 
+    def set_schedule(self, steps: int) -> None:
+        """Make one training epoch a schedule of ``steps`` steps (a module with one calls it)."""
+        self.steps = steps
+
     def train_dataloader(self) -> DataLoader:  # noqa: D102
         hp = self.hparams
         _, rank = world_and_rank()
-        dataset = LatentBatches(hp.latent_dim, hp.batch_size, self.steps, hp.seed * 7919 + rank)
+        seed = derive_seed(hp.seed, rank)
+        dataset = LatentBatches(hp.latent_dim, hp.batch_size, self.steps, seed)
         start = self.trainer.global_step if self.trainer is not None else 0
         return DataLoader(dataset, batch_size=None, sampler=StepSampler(dataset, start))
 
     def _held_out(self, offset: int) -> DataLoader:
         hp = self.hparams
-        generator = torch.Generator().manual_seed(hp.seed * 1_000_003 + 999_983 + offset)
+        generator = torch.Generator().manual_seed(derive_seed(hp.seed, HELD_OUT + offset))
         codes = torch.randn(hp.num_val, hp.latent_dim, generator=generator)
         return DataLoader(codes, batch_size=hp.batch_size)
 

@@ -34,6 +34,7 @@ from inversion.data.image_files import scan_image_folder
 from inversion.data.noise import NOISE_KINDS, noise_images
 from inversion.data.synthesised import read_synthesised_folder
 from inversion.errors import InversionError
+from inversion.seeds import derive_seed
 
 NO_LABEL = -1
 GAUSSIAN_STD = 0.25  # of the gaussian kind: 0.5 + 0.25 N(0, 1), clipped to [0, 1]
@@ -71,7 +72,7 @@ class NoiseBatches(Dataset):
         return self.length
 
     def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + item)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, item))
         channels, size, _ = self.shape
         images = noise_images(self.kind, self.batch_size, channels, size, generator, GAUSSIAN_STD)
         return images, torch.full((self.batch_size,), NO_LABEL)
@@ -98,7 +99,7 @@ class FolderBatches(Dataset):
 
     def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
         epoch, index = divmod(item, self.per_epoch)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
         order = torch.randperm(len(self.images), generator=generator)
         picked = order[index * self.batch_size : (index + 1) * self.batch_size].tolist()
         images, labels = zip(*(self.images[i] for i in picked), strict=True)
@@ -196,6 +197,10 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
                     "num_val_images or give evaluate_on."
                 )
 
+    def set_schedule(self, steps: int) -> None:
+        """Make one training epoch a schedule of ``steps`` steps (a module with one calls it)."""
+        self.steps = steps
+
     def _folder_images(self, training: bool) -> ImageFolderDataset:
         files, labels = self._folder
         held_out = 0 if self.hparams.evaluate_on else self.hparams.num_val_images
@@ -209,7 +214,7 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
         """One batch per remaining training step (sharded by rank through the seed)."""
         hp = self.hparams
         world, rank = world_and_rank()
-        seed = hp.seed * 7919 + rank
+        seed = derive_seed(hp.seed, rank)
         if self.is_noise:
             shape = (hp.channels, hp.image_size, hp.image_size)
             dataset: Dataset = NoiseBatches(hp.source, shape, hp.batch_size, self.steps, seed)

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from inversion.data.noise import NOISE_KINDS, noise_images
 from inversion.errors import InversionError
+from inversion.seeds import derive_seed
 
 NO_LABEL = -1
 
@@ -31,7 +32,7 @@ class NoiseDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, index))
         image = noise_images(self.kind, 1, self.channels, self.image_size, generator, self.std)
         return image[0], torch.tensor(NO_LABEL)
 

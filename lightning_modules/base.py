@@ -1,12 +1,19 @@
-"""The base of every LightningModule here: init args saved, then three build hooks."""
+"""The base of every LightningModule here: the plumbing every family shares.
+
+Init args saved, then three build hooks (torchgeo's ``BaseTask``); frozen models that are
+never saved; "the whole schedule is one epoch"; epoch-end compute/log/reset of metrics;
+the random number generators' states in checkpoints.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torchmetrics import Metric
 
 from inversion.models import ImageClassifier, build_classifier
 
@@ -23,6 +30,13 @@ class BaseTask(pl.LightningModule):
     :meth:`attach_frozen`: they move with the module (``.to(device)``, dtype casts) but
     are not submodules, so they are never saved in checkpoints or wrapped by DDP; they
     are rebuilt from their specs.
+
+    A module whose training is a fixed schedule of optimisation steps (class inversion,
+    layer-wise inversion, GAN inversion) returns its length from
+    :meth:`training_schedule`; the whole schedule is then one epoch, and the DataModule
+    is told its length (``set_schedule(steps)``) before the loaders are built (plain
+    loaders are cut at ``steps``).
+    Subclasses that override :meth:`setup` call ``super().setup(stage)`` last.
 
     Checkpoints carry the random number generators' states (CPU and CUDA), so a run
     resumed from a checkpoint draws the same shuffles, augmentations and random starts
@@ -50,6 +64,48 @@ class BaseTask(pl.LightningModule):
 
     def configure_metrics(self) -> None:
         """Build the torchmetrics metrics (optional)."""
+
+    def training_schedule(self) -> int | None:
+        """Optimisation steps of the whole schedule, or None to train by epochs.
+
+        For per-sample work (one schedule per batch of targets) it is the steps per batch.
+        """
+        return None
+
+    def setup(self, stage: str) -> None:
+        """Fit a module with a schedule as one epoch of exactly that schedule."""
+        steps = self.training_schedule() if stage == "fit" else None
+        if steps is None:
+            return
+        loop = self.trainer.fit_loop
+        loop.max_epochs = 1
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_schedule"):
+            datamodule.set_schedule(steps)
+        elif loop.epoch_loop.max_steps == -1:  # plain loaders: stop where the schedule ends
+            loop.epoch_loop.max_steps = steps
+
+    def log_and_reset(
+        self, prefix: str, metrics: Mapping[str, Metric | nn.Module], prog_bar: bool = False
+    ) -> None:
+        """Compute, log and reset, at the end of an epoch, every metric that was updated.
+
+        A metric that computes one value is logged as ``<prefix>/<name>``; one that
+        computes a dict logs each entry as ``<prefix>/<key>`` (name ``""``) or
+        ``<prefix>/<key>_<name>``. Metrics sync across processes themselves (torchmetrics).
+        """
+        for name, metric in metrics.items():
+            if not getattr(metric, "update_called", True):
+                metric.reset()
+                continue
+            value = metric.compute()
+            if isinstance(value, Mapping):
+                suffix = f"_{name}" if name else ""
+                values = {f"{prefix}/{key}{suffix}": v for key, v in value.items()}
+            else:
+                values = {f"{prefix}/{name}": value}
+            self.log_dict(values, prog_bar=prog_bar, sync_dist=False)
+            metric.reset()
 
     def attach_frozen(self, name: str, model: nn.Module | None) -> None:
         """Make ``self.<name>`` a frozen model that moves with the module but is never saved."""

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from inversion import seeds
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.errors import InversionError
 from inversion.models import build_classifier
@@ -36,7 +37,7 @@ class ClassInversion(BaseTask):
         options: Recipe fields to override, e.g. ``{ensemble: 8, steps_per_stage: 100}``.
         image_size: Side of the produced images.
         channels: Channels of the produced images.
-        seed: Seed of the initial noise and the augmentations.
+        seed: Seed of the initial noise and the augmentations (``derive_seed(seed, rank)``).
         student: Student classifier spec for Adaptive DeepInversion's competition term
             (``options: {competition: 0.2}``); frozen, not saved.
     """
@@ -88,18 +89,19 @@ class ClassInversion(BaseTask):
         refuse_wrapping_ddp(self.trainer.strategy, "class inversion")
         if len(self.produced) != datamodule.num_targets:
             self._make_buffers(datamodule.num_targets, self.hparams.image_size)
-        generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + self.global_rank)
         self.inverter = ClassInverter(
             self.classifier,
             self.recipe,
             self.hparams.image_size,
             self.hparams.channels,
-            generator,
+            seeds.generator(self.hparams.seed, self.global_rank),
             student=self.student,
         )
-        if stage == "fit":
-            datamodule.repeat = self.inverter.total_steps
-            self.trainer.fit_loop.max_epochs = 1  # one pass = the whole schedule
+        super().setup(stage)
+
+    def training_schedule(self) -> int:
+        """Each batch of targets takes the recipe's whole schedule."""
+        return self.inverter.total_steps
 
     def configure_optimizers(self) -> None:
         """The images' optimisers belong to the inverter (one per batch and stage)."""

@@ -173,13 +173,9 @@ class DominantPatterns(BaseTask):
 
     def _finish(self, stage: str) -> None:
         scores = self.scores[stage]
-        if not scores[TARGET].fooling_rate.update_called:
+        if not scores[TARGET].update_called:
             return
-        for name, part in scores.items():
-            for key, value in part.compute().items():
-                suffix = f"_{name}" if name != TARGET else ""
-                self.log(f"{stage}/{key}{suffix}", value, sync_dist=False)
-            part.reset()
+        self.log_and_reset(stage, {"" if n == TARGET else n: s for n, s in scores.items()})
         self._show_pattern(stage)
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102

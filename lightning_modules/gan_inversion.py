@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from datamodules.gan_inversion import LatentBatches
+from inversion import seeds
 from inversion.errors import InversionError
 from inversion.gan_inversion import (
     ConvEncoder,
@@ -79,13 +80,11 @@ class GANInversion(BaseTask):
                 f"The generator takes {self.generator.latent_dim}-d codes; set the "
                 f"LatentCodesDataModule's latent_dim to it (got {latent_dim})."
             )
-        if stage == "fit":
-            if hasattr(datamodule, "steps"):
-                datamodule.steps = self.hparams.steps
-            loop = self.trainer.fit_loop
-            if loop.epoch_loop.max_steps == -1:
-                loop.epoch_loop.max_steps = self.hparams.steps
-            loop.max_epochs = 1
+        super().setup(stage)
+
+    def training_schedule(self) -> int:
+        """``steps`` batches of generated pairs."""
+        return self.hparams.steps
 
     def on_train_start(self) -> None:
         """Train on generated pairs only: the loader must hold latent codes."""
@@ -112,7 +111,7 @@ class GANInversion(BaseTask):
             with torch.no_grad():
                 projected = self.generator(self.encoder(images))
             return {"images": projected, "originals": images}
-        rng = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + batch_idx)
+        rng = seeds.generator(self.hparams.seed, batch_idx, self.global_rank)
         metrics, images = inversion_metrics(
             self.encoder, self.generator, batch, self.hparams.patch, rng
         )
@@ -124,12 +123,6 @@ class GANInversion(BaseTask):
             "depths": {k: images[k] for k in ("corrupted", "repaired", "reconstructed")},
         }
 
-    def _log_metrics(self, prefix: str) -> None:
-        for name, metric in self.metrics.items():
-            if metric.update_called:
-                self.log(f"{prefix}/{name}", metric.compute())
-            metric.reset()
-
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
         return self._evaluate(batch, batch_idx)
 
@@ -137,7 +130,7 @@ class GANInversion(BaseTask):
         return self._evaluate(batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102
-        self._log_metrics("val")
+        self.log_and_reset("val", self.metrics)
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
-        self._log_metrics("test")
+        self.log_and_reset("test", self.metrics)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from inversion import seeds
 from inversion.gan_inversion import ConvEncoder
 from inversion.gan_inversion.dcgan import DCGANGenerator, gan_optimizers, gan_step
 from lightning_modules.base import BaseTask
@@ -75,7 +76,7 @@ class DCGANModule(BaseTask):
 
     def _sample(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         n = len(batch[0])
-        rng = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + batch_idx)
+        rng = seeds.generator(self.hparams.seed, batch_idx, self.global_rank)
         z = torch.randn(n, self.hparams.latent_dim, generator=rng).to(self.device)
         return {"images": self.generator(z)}
 

@@ -118,22 +118,18 @@ class LayerwiseInversion(BaseTask):
 
     # --- set-up -----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Size the data to the schedule; fit runs until the schedule's last step."""
-        if stage != "fit":
-            return
-        if self.schedule.method == "layerwise":
+        """Check the strategy; fit runs the schedule as one epoch."""
+        if stage == "fit" and self.schedule.method == "layerwise":
             require_unused_parameter_search(
                 self.trainer.strategy,
                 "LayerwiseInversion",
                 "the blockwise phase trains one inverse block per step",
             )
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "steps"):
-            datamodule.steps = self.schedule.total
-        loop = self.trainer.fit_loop
-        if loop.epoch_loop.max_steps == -1:
-            loop.epoch_loop.max_steps = self.schedule.total
-        loop.max_epochs = 1  # the training loader is the whole schedule, step by step
+        super().setup(stage)
+
+    def training_schedule(self) -> int:
+        """The blockwise and re-sync phases (or the naive run), step by step."""
+        return self.schedule.total
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One Adam per block (blockwise) and one for the whole stack (resync/naive)."""
@@ -185,12 +181,6 @@ class LayerwiseInversion(BaseTask):
             out["labels"] = labels
         return out
 
-    def _log_depths(self, prefix: str) -> None:
-        for name, metric in self.depth_metrics.items():
-            if metric.update_called:
-                self.log(f"{prefix}/{name}", metric.compute())
-            metric.reset()
-
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
         return self._evaluate(batch)
 
@@ -198,10 +188,10 @@ class LayerwiseInversion(BaseTask):
         return self._evaluate(batch)
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102
-        self._log_depths("val")
+        self.log_and_reset("val", self.depth_metrics)
 
     def on_test_epoch_end(self) -> None:  # noqa: D102
-        self._log_depths("test")
+        self.log_and_reset("test", self.depth_metrics)
 
     # --- export -----------------------------------------------------------------------
     def export(self, path: str | Path, depth: int | None = None) -> Path:

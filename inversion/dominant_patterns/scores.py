@@ -107,6 +107,11 @@ class PatternScores(nn.Module):
             names += ["clean_acc", "perturbed_acc"]
         return {name: float(getattr(self, name).compute()) for name in names}
 
+    @property
+    def update_called(self) -> bool:
+        """Whether any batch was scored since the last reset."""
+        return bool(self.fooling_rate.update_called)
+
     def reset(self) -> None:
         """Forget what was seen."""
         for name in ("fooling_rate", "dominance", "clean_acc", "perturbed_acc", "labelled"):
