@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 from inversion.conditioned_generator.generator import ConditionedGenerator, check_labels
 from inversion.errors import InversionError
-from inversion.models.weights import load_checkpoint_file
+from inversion.models.weights import load_checkpoint_file, module_substate
 
 GENERATOR_KEY = "conditioned_generator"  # checkpoint entry: the generator's init args
 ADVERSARIAL_RULES = ("majority", "all")
@@ -38,11 +38,7 @@ def generator_from_checkpoint(path: str | Path) -> ConditionedGenerator:
             f"'{GENERATOR_KEY}' entry); give the .ckpt file a generator run wrote."
         )
     generator = ConditionedGenerator(**checkpoint[GENERATOR_KEY])
-    prefix = "generator."
-    state = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
-    generator.load_state_dict(state)
+    generator.load_state_dict(module_substate(checkpoint, "generator"))
     return generator.eval()
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
-from inversion.models.weights import load_checkpoint_file
+from inversion.models.weights import load_checkpoint_file, module_substate
 
 DEFAULT_EPS = 10 / 255
 
@@ -95,8 +95,7 @@ class UniversalPattern(nn.Module):
     @torch.no_grad()
     def load_from(self, path: str | Path) -> None:
         """Take the pattern of a ``DominantPatterns`` checkpoint (loaded with weights_only)."""
-        state = load_checkpoint_file(path).get("state_dict", {})
-        saved = state.get("pattern.pattern")
+        saved = module_substate(load_checkpoint_file(path), "pattern").get("pattern")
         if saved is None:
             raise InversionError(f"{path} holds no pattern; give a DominantPatterns checkpoint.")
         if saved.shape != self.pattern.shape:

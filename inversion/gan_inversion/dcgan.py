@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from inversion.data.digits import load_digits_split
 from inversion.errors import InversionError
 from inversion.gan_inversion.encoder import ConvEncoder
-from inversion.models.weights import load_checkpoint_file
+from inversion.models.weights import load_checkpoint_file, module_substate
 from inversion.paths import cache_dir, cached_torch_file
 
 GAN_FORMAT = 1
@@ -206,11 +206,7 @@ def digits_gan_checkpoint(recipe: GANRecipe = DIGITS_GAN) -> dict:
 def generator_from_checkpoint(checkpoint: dict, name: str) -> DCGANGenerator:
     """Rebuild a generator from a checkpoint of ``DCGANModule`` (or the cached one)."""
     hp = checkpoint.get("hyper_parameters") or {}
-    state = {
-        k[len("generator.") :]: v
-        for k, v in checkpoint.get("state_dict", {}).items()
-        if k.startswith("generator.")
-    }
+    state = module_substate(checkpoint, "generator")
     if not state or "latent_dim" not in hp:
         raise InversionError(
             f"{name} is not a checkpoint of this project's DCGANModule (no generator weights "

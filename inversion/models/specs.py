@@ -24,6 +24,7 @@ from inversion.models.weights import (
     is_classifier_checkpoint,
     load_checkpoint_file,
     load_weights_into,
+    module_substate,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -237,10 +238,7 @@ def classifier_from_checkpoint(path: str | Path) -> ImageClassifier:
         input_size=hp.get("input_size"),
         pretrained=False,
     )
-    state = {
-        k[len("model.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
-    }
-    model.load_state_dict(state)
+    model.load_state_dict(module_substate(checkpoint, "model"))
     model.name = str(path)
     return model.eval()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,14 @@ def is_classifier_checkpoint(obj: dict[str, Any]) -> bool:
     """Whether a loaded file is a checkpoint of this project's classifier module."""
     hparams = obj.get("hyper_parameters")
     return isinstance(hparams, dict) and all(k in hparams for k in CHECKPOINT_KEYS)
+
+
+def module_substate(checkpoint: Mapping[str, Any], module: str) -> dict[str, torch.Tensor]:
+    """The state dict of one submodule (``model``, ``generator``, ...) of a Lightning checkpoint.
+
+    The one way this project reads part of a module's checkpoint: the entries of its
+    ``state_dict`` under ``<module>.``, with that prefix removed (empty if there are none).
+    """
+    prefix = f"{module}."
+    state = checkpoint.get("state_dict") or {}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

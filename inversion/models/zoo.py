@@ -22,6 +22,7 @@ from inversion.data.digits import NUM_CLASSES, load_digits_split, random_transla
 from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
 from inversion.models.digits_nets import FIXED_SIZE, build_digits_net
+from inversion.models.weights import module_substate
 from inversion.paths import cache_dir, cached_torch_file
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.training import accuracy, build_optimizer, classification_loss
@@ -202,7 +203,7 @@ def load_zoo_model(name: str) -> ImageClassifier:
         hparams["input_size"],
         name=f"digits:{name}",
     )
-    model.load_state_dict({k[len("model.") :]: v for k, v in checkpoint["state_dict"].items()})
+    model.load_state_dict(module_substate(checkpoint, "model"))
     return model.eval()
 
 
