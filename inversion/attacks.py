@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 
-NORMS = ("linf", "l2")
+Norm = Literal["linf", "l2"]
+NORMS: tuple[str, ...] = get_args(Norm)
 L2_STARTS = ("sphere", "ball")
 TINY = 1e-12
 

@@ -6,6 +6,7 @@ Shared by the zoo's plain loop and the Lightning classifier module.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 
-OPTIMIZERS = ("adamw", "sgd")
+OptimizerName = Literal["adamw", "sgd"]
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 
 
 def classification_loss(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -23,7 +25,7 @@ def classification_loss(logits: Tensor, labels: Tensor, label_smoothing: float =
 
 def build_optimizer(
     params: Iterable[nn.Parameter],
-    name: str = "adamw",
+    name: OptimizerName = "adamw",
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     momentum: float = 0.9,

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from inversion import seeds
-from inversion.class_inversion import ClassInverter, recipe_from
+from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import build_classifier
 from lightning_modules.base import BaseTask
@@ -49,7 +49,7 @@ class ClassInversion(BaseTask):
         pretrained: bool | None = None,
         classifier_num_classes: int | None = None,
         input_size: int | None = None,
-        recipe: str = "pii",
+        recipe: RecipeName = "pii",
         options: dict[str, Any] | None = None,
         image_size: int = 32,
         channels: int = 1,

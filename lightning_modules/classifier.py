@@ -11,7 +11,7 @@ from torchmetrics import MetricCollection
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.models import build_classifier
 from inversion.schedules import warmup_cosine_scheduler
-from inversion.training import build_optimizer, classification_loss
+from inversion.training import OptimizerName, build_optimizer, classification_loss
 from lightning_modules.base import BaseTask
 
 
@@ -49,7 +49,7 @@ class ClassifierModule(BaseTask):
         num_classes: int = 10,
         in_chans: int | None = None,
         input_size: int | None = None,
-        optimizer: str = "adamw",
+        optimizer: OptimizerName = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,

@@ -13,6 +13,7 @@ from torchvision.utils import save_image
 from inversion.dominant_patterns import (
     DEFAULT_EPS,
     LOGITS,
+    Objective,
     PatternObjective,
     PatternScores,
     UniversalPattern,
@@ -79,7 +80,7 @@ class DominantPatterns(BaseTask):
         pretrained: bool | None = None,
         classifier_num_classes: int | None = None,
         input_size: int | None = None,
-        objective: str = "dominant",
+        objective: Objective = "dominant",
         layer: str = LOGITS,
         layers: list[str] | None = None,
         eps: float = DEFAULT_EPS,

@@ -7,10 +7,10 @@ from typing import Any
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from inversion.attacks import PGD
+from inversion.attacks import PGD, Norm
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.robust_prior import default_step_size, eps_name
-from inversion.training import classification_loss
+from inversion.training import OptimizerName, classification_loss
 from lightning_modules.classifier import ClassifierModule
 
 
@@ -59,14 +59,14 @@ class RobustClassifierModule(ClassifierModule):
         num_classes: int = 10,
         in_chans: int | None = None,
         input_size: int | None = None,
-        optimizer: str = "sgd",
+        optimizer: OptimizerName = "sgd",
         lr: float = 0.1,
         weight_decay: float = 5e-4,
         momentum: float = 0.9,
         label_smoothing: float = 0.0,
         warmup_epochs: int = 0,
         channels_last: bool = False,
-        norm: str = "l2",
+        norm: Norm = "l2",
         eps: float = 0.5,
         steps: int = 7,
         step_size: float | None = None,

@@ -15,7 +15,7 @@ checkpoint resumes an inversion where it stopped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal, get_args
 
 from inversion.class_inversion.augment import (
     stage_sizes,
@@ -23,7 +23,9 @@ from inversion.class_inversion.augment import (
 from inversion.errors import InversionError
 from inversion.schedules import warmup_cosine
 
-INITS = ("uniform", "gaussian")
+Init = Literal["uniform", "gaussian"]
+INITS: tuple[str, ...] = get_args(Init)
+RecipeName = Literal["pii", "deepinversion", "deepdream", "custom"]
 
 
 @dataclasses.dataclass(frozen=True)

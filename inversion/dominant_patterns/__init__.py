@@ -14,6 +14,7 @@ Wiring: ``lightning_modules/dominant_patterns.py`` (``DominantPatterns``) and
 from inversion.dominant_patterns.objectives import (
     LOGITS,
     OBJECTIVES,
+    Objective,
     PatternObjective,
     find_pattern,
     flat_features,
@@ -40,6 +41,7 @@ __all__ = [
     "FoolingRate",
     "LOGITS",
     "OBJECTIVES",
+    "Objective",
     "PatternObjective",
     "PatternScores",
     "UniversalPattern",

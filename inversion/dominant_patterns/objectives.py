@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from inversion.errors import InversionError
 from inversion.models import ImageClassifier
 from inversion.models.taps import resolve_module
 
-OBJECTIVES = ("dominant", "sgd_uap", "cosine_uap", "gd_uap")
+Objective = Literal["dominant", "sgd_uap", "cosine_uap", "gd_uap"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 LOGITS = "logits"
 
 

@@ -22,6 +22,7 @@ from inversion.layerwise.inverters import (
 from inversion.layerwise.schedule import (
     METHODS,
     LossWeights,
+    Method,
     Phase,
     Schedule,
     blockwise_loss,
@@ -40,6 +41,7 @@ __all__ = [
     "InverterStack",
     "LossWeights",
     "METHODS",
+    "Method",
     "Phase",
     "Schedule",
     "blockwise_loss",

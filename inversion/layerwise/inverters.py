@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,8 @@ from inversion.errors import InversionError
 from inversion.options import with_fields
 
 Shape = tuple[int, ...]
-NORMS = ("batch", "group", "instance", "none")
+BlockNorm = Literal["batch", "group", "instance", "none"]
+NORMS: tuple[str, ...] = get_args(BlockNorm)
 UPSAMPLING = ("nearest", "bilinear")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -35,7 +35,8 @@ from inversion.models.split import ClassifierBlocks
 from inversion.options import with_fields
 from inversion.schedules import warmup_cosine
 
-METHODS = ("layerwise", "naive")
+Method = Literal["layerwise", "naive"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Schedule:
     """
 
     num_blocks: int
-    method: str = "layerwise"
+    method: Method = "layerwise"
     blockwise_steps: int = 300
     resync_steps: int = 300
     naive_steps: int | None = None
