@@ -115,21 +115,6 @@ class BaseTask(pl.LightningModule):
         else:
             self._frozen_models[name] = model
 
-    def frozen_target(self) -> ImageClassifier:
-        """The frozen classifier named by the shared hyperparameters.
-
-        Modules that invert or attack a classifier take ``classifier``, ``weights``,
-        ``pretrained``, ``classifier_num_classes`` and ``input_size``; this builds it.
-        """
-        hp = self.hparams
-        return build_classifier(
-            hp.classifier,
-            num_classes=hp.classifier_num_classes,
-            input_size=hp.input_size,
-            pretrained=hp.pretrained,
-            weights=hp.weights,
-        ).freeze()
-
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> BaseTask:
         """Move the frozen models along with the module."""
         super()._apply(fn, *args, **kwargs)
@@ -151,3 +136,42 @@ class BaseTask(pl.LightningModule):
         cuda = states.get("cuda")
         if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
+
+
+class TargetTask(BaseTask):
+    """A task that inverts or attacks one frozen target classifier, named by a spec.
+
+    Subclasses declare their own args and pass the target's on: ``def __init__(self,
+    classifier="digits:cnn", ..., **target)`` calling ``super().__init__(classifier,
+    **target)``; LightningCLI and ``load_from_checkpoint`` see all of them.
+
+    Args:
+        classifier: Target classifier spec (frozen; not saved in checkpoints).
+        weights: Local weights file for the classifier.
+        pretrained: Download pretrained classifier weights (timm/torchvision).
+        classifier_num_classes: Classes of the classifier's head (default: its own).
+        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
+        ignore: Init args not to save as hyperparameters.
+    """
+
+    def __init__(
+        self,
+        classifier: str = "digits:cnn",
+        weights: str | None = None,
+        pretrained: bool | None = None,
+        classifier_num_classes: int | None = None,
+        input_size: int | None = None,
+        ignore: list[str] | None = None,
+    ) -> None:
+        super().__init__(ignore=ignore)
+
+    def frozen_target(self) -> ImageClassifier:
+        """The frozen target classifier that the hyperparameters name."""
+        hp = self.hparams
+        return build_classifier(
+            hp.classifier,
+            num_classes=hp.classifier_num_classes,
+            input_size=hp.input_size,
+            pretrained=hp.pretrained,
+            weights=hp.weights,
+        ).freeze()

@@ -12,11 +12,11 @@ from inversion import seeds
 from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import build_classifier
-from lightning_modules.base import BaseTask
+from lightning_modules.base import TargetTask
 from lightning_modules.strategies import refuse_wrapping_ddp
 
 
-class ClassInversion(BaseTask):
+class ClassInversion(TargetTask):
     """Optimise images of target classes against a frozen classifier.
 
     Pairs with ``ClassTargetsDataModule``: each training step is one optimisation step of
@@ -29,10 +29,6 @@ class ClassInversion(BaseTask):
 
     Args:
         classifier: Target classifier spec (frozen; not saved in checkpoints).
-        weights: Local weights file for the classifier.
-        pretrained: Download pretrained classifier weights (timm/torchvision).
-        classifier_num_classes: Classes of the classifier's head (default: its own).
-        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
         recipe: ``pii``, ``deepinversion``, ``deepdream`` or ``custom``.
         options: Recipe fields to override, e.g. ``{ensemble: 8, steps_per_stage: 100}``.
         image_size: Side of the produced images.
@@ -40,23 +36,22 @@ class ClassInversion(BaseTask):
         seed: Seed of the initial noise and the augmentations (``derive_seed(seed, rank)``).
         student: Student classifier spec for Adaptive DeepInversion's competition term
             (``options: {competition: 0.2}``); frozen, not saved.
+        **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
+            ``input_size`` of the classifier (see :class:`TargetTask`).
     """
 
     def __init__(
         self,
         classifier: str = "digits:cnn",
-        weights: str | None = None,
-        pretrained: bool | None = None,
-        classifier_num_classes: int | None = None,
-        input_size: int | None = None,
         recipe: RecipeName = "pii",
         options: dict[str, Any] | None = None,
         image_size: int = 32,
         channels: int = 1,
         seed: int = 0,
         student: str | None = None,
+        **target: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(classifier, **target)
         self.automatic_optimization = False
         self.inverter: ClassInverter | None = None
         self._pending_state: dict[str, Any] | None = None

@@ -19,12 +19,12 @@ from inversion.conditioned_generator import (
 from inversion.errors import InversionError
 from inversion.models import PENULTIMATE
 from inversion.schedules import warmup_cosine_scheduler
-from lightning_modules.base import BaseTask
+from lightning_modules.base import TargetTask
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
 
 
-class ConditionedGeneratorInversion(BaseTask):
+class ConditionedGeneratorInversion(TargetTask):
     """Train a generator G(z, c) whose images a frozen classifier assigns to class c.
 
     Pairs with ``LatentsDataModule`` (batches of latents, balanced labels and the hidden
@@ -101,7 +101,7 @@ class ConditionedGeneratorInversion(BaseTask):
         channels_last: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(classifier, weights, pretrained, classifier_num_classes, input_size)
         self._pending_rng: dict[str, Any] | None = None
 
     # --- set-up -----------------------------------------------------------------------

@@ -23,13 +23,13 @@ from inversion.dominant_patterns import (
 )
 from inversion.metrics.features import short_name
 from inversion.models import ImageClassifier, build_classifier
-from lightning_modules.base import BaseTask
+from lightning_modules.base import TargetTask
 
 TARGET = "target"  # the attacked classifier among the scored ones
 PICTURE_SIDE = 128  # the pattern is shown magnified to at least this many pixels
 
 
-class DominantPatterns(BaseTask):
+class DominantPatterns(TargetTask):
     """Optimise one universal pattern against a frozen classifier; the pattern is the parameter.
 
     Training batches are proxy images from any DataModule (their labels are never read;
@@ -48,10 +48,6 @@ class DominantPatterns(BaseTask):
 
     Args:
         classifier: The attacked classifier's spec.
-        weights: Local weights file for the classifier.
-        pretrained: Download pretrained classifier weights (timm/torchvision).
-        classifier_num_classes: Classes of the classifier's head (default: its own).
-        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
         objective: ``dominant`` (1 - cos(f(p), f(x + p))), or a baseline: ``sgd_uap``
             (cross-entropy away from the clean prediction), ``cosine_uap``
             (cos(f(x + p), f(x))) or ``gd_uap`` (data-free: log activation norms of the
@@ -71,15 +67,13 @@ class DominantPatterns(BaseTask):
         pattern_from: Start from the pattern of another run's checkpoint, e.g. to test a
             pattern found on one model against another (``test`` with this option instead
             of ``--ckpt_path``, whose saved hyperparameters would replace the new ones).
+        **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
+            ``input_size`` of the classifier (see :class:`TargetTask`).
     """
 
     def __init__(
         self,
         classifier: str = "digits:cnn",
-        weights: str | None = None,
-        pretrained: bool | None = None,
-        classifier_num_classes: int | None = None,
-        input_size: int | None = None,
         objective: Objective = "dominant",
         layer: str = LOGITS,
         layers: list[str] | None = None,
@@ -93,8 +87,9 @@ class DominantPatterns(BaseTask):
         transfer_to: list[str] | None = None,
         channels_last: bool = False,
         pattern_from: str | None = None,
+        **target: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(classifier, **target)
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams

@@ -23,11 +23,11 @@ from inversion.layerwise import (
 )
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models.split import default_layers, split_classifier
-from lightning_modules.base import BaseTask
+from lightning_modules.base import TargetTask
 from lightning_modules.strategies import require_unused_parameter_search
 
 
-class LayerwiseInversion(BaseTask):
+class LayerwiseInversion(TargetTask):
     """Train a feed-forward inverter of a frozen classifier on synthetic images only.
 
     The classifier is cut at ``layers`` into blocks f_1..f_K; the inverter is one inverse
@@ -47,10 +47,6 @@ class LayerwiseInversion(BaseTask):
 
     Args:
         classifier: Classifier spec (frozen; not saved in checkpoints).
-        weights: Local weights file for the classifier.
-        pretrained: Download pretrained classifier weights (timm/torchvision).
-        classifier_num_classes: Classes of the classifier's head (default: its own).
-        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
         layers: Cut points in forward order (module names or ``penultimate``); default
             the classifier's feature layers and ``penultimate``.
         image_size: Side of the images.
@@ -67,15 +63,13 @@ class LayerwiseInversion(BaseTask):
             ``max_width``, ``convs``, ``upsample``; see ``BlockOptions``).
         export_path: After training, write the inverter here with ``torch.export``
             (loads without this project); relative paths are inside the run's log dir.
+        **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
+            ``input_size`` of the classifier (see :class:`TargetTask`).
     """
 
     def __init__(
         self,
         classifier: str = "digits:resnet",
-        weights: str | None = None,
-        pretrained: bool | None = None,
-        classifier_num_classes: int | None = None,
-        input_size: int | None = None,
         layers: list[str] | None = None,
         image_size: int = 32,
         channels: int = 1,
@@ -88,8 +82,9 @@ class LayerwiseInversion(BaseTask):
         loss_weights: dict[str, float] | None = None,
         block: dict[str, Any] | None = None,
         export_path: str | None = "inverter.pt2",
+        **target: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(classifier, **target)
         self.automatic_optimization = False
 
     def configure_models(self) -> None:  # noqa: D102

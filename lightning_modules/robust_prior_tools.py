@@ -22,10 +22,10 @@ from inversion.robust_prior import (
     representation,
     tool_attack,
 )
-from lightning_modules.base import BaseTask
+from lightning_modules.base import TargetTask
 
 
-class RepresentationTools(BaseTask):
+class RepresentationTools(TargetTask):
     """Representation inversion, feature visualisation, manipulation and interpolation.
 
     Nothing is trained: run it with ``test`` (or ``validate``/``predict``) on any
@@ -49,11 +49,6 @@ class RepresentationTools(BaseTask):
 
     Args:
         classifier: Classifier spec (e.g. ``digits:cnn-robust``); frozen, never saved.
-        weights: Local weights file for the classifier (e.g. a robustness-library
-            checkpoint of a robust ImageNet ResNet-50).
-        pretrained: Download pretrained classifier weights (timm/torchvision).
-        classifier_num_classes: Classes of the classifier's head (default: its own).
-        input_size: Input size of fixed-size classifiers.
         tool: ``invert``, ``visualize``, ``manipulate`` or ``interpolate``.
         layer: The representation: ``penultimate`` or any named layer.
         step_size: L2 step of the PGD (default per tool, for 32 px digits).
@@ -64,15 +59,13 @@ class RepresentationTools(BaseTask):
         alphas: Interpolation weights (``interpolate``).
         seed: Seed of the gray seeds' noise (``derive_seed(seed, batch, rank)``).
         progress: Show a progress bar over the PGD iterations of each batch.
+        **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
+            ``input_size`` of the classifier (see :class:`TargetTask`).
     """
 
     def __init__(
         self,
         classifier: str = "digits:cnn-robust",
-        weights: str | None = None,
-        pretrained: bool | None = None,
-        classifier_num_classes: int | None = None,
-        input_size: int | None = None,
         tool: Tool = "invert",
         layer: str = PENULTIMATE,
         step_size: float | None = None,
@@ -82,8 +75,9 @@ class RepresentationTools(BaseTask):
         alphas: list[float] | None = None,
         seed: int = 0,
         progress: bool = False,
+        **target: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(classifier, **target)
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
