@@ -111,10 +111,11 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
         "--trainer.logger=false",
     ]
     cli = train.main(overrides, run=False)
-    metric_callbacks = [c for c in cli.trainer.callbacks if isinstance(c, ImageMetrics)]
+    callbacks = cli.trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning at init, undeclared
+    metric_callbacks = [c for c in callbacks if isinstance(c, ImageMetrics)]
     if args.verifiers or not metric_callbacks:
         extra = ImageMetrics(**metric_options(args), reference=args.reference, log_hparams=False)
-        cli.trainer.callbacks.append(extra)
+        callbacks.append(extra)
         metric_callbacks.append(extra)
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=args.ckpt)
     results: dict[str, float] = {}

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from callbacks.image_grid import log_grid
+from callbacks.outputs import produced_images
 from inversion.visual import depth_grid
 
 
@@ -35,15 +36,16 @@ class DepthGrid(pl.Callback):
         self.saved: list[Path] = []
 
     def _collect(self, trainer: pl.Trainer, outputs: Any) -> None:
-        if not isinstance(outputs, dict) or "depths" not in outputs or "originals" not in outputs:
+        produced = produced_images(outputs)
+        if produced is None or "depths" not in produced or "originals" not in produced:
             return
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         room = self.num_images - sum(len(o) for o in self.originals)
         if room <= 0:
             return
-        self.originals.append(outputs["originals"][:room].detach().float().cpu())
-        for layer, images in outputs["depths"].items():
+        self.originals.append(produced["originals"][:room].detach().float().cpu())
+        for layer, images in produced["depths"].items():
             self.depths.setdefault(layer, []).append(images[:room].detach().float().cpu())
 
     def on_validation_batch_end(

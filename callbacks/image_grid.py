@@ -19,9 +19,9 @@ def log_grid(trainer: pl.Trainer, grid: Tensor, tag: str, png_name: str | None) 
 
     Returns the PNG's path (None when ``png_name`` is None).
     """
-    logger = trainer.logger
-    if logger is not None and hasattr(logger.experiment, "add_image"):
-        logger.experiment.add_image(tag, grid, trainer.global_step)
+    experiment = getattr(trainer.logger, "experiment", None)  # not every Logger has one
+    if experiment is not None and hasattr(experiment, "add_image"):
+        experiment.add_image(tag, grid, trainer.global_step)
     if png_name is None:
         return None
     root = Path(trainer.log_dir or trainer.default_root_dir) / "images"

@@ -46,7 +46,7 @@ class ImageMetrics(pl.Callback):
         reference: str | None = None,
         log_hparams: bool = True,
     ) -> None:
-        self.options = {
+        self.options: dict[str, Any] = {
             "verifiers": list(verifiers or []),
             "feature": feature,
             "inception_weights": inception_weights,
@@ -64,15 +64,21 @@ class ImageMetrics(pl.Callback):
         if self.scorer is None:
             self.scorer = ImageScorer(**self.options)
 
+    @property
+    def _scorer(self) -> ImageScorer:
+        if self.scorer is None:
+            raise RuntimeError("ImageMetrics: the scorer is built in setup(), which has not run.")
+        return self.scorer
+
     def _prepare(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Move to the module's device, then embed the reference images there, once.
 
         The device is known only once the strategy has placed the module (after setup);
         reference statistics are also cached on disk across runs.
         """
-        self.scorer.to(pl_module.device)
-        if self.reference is not None and not self.scorer.has_reference:
-            self.scorer.set_reference(self.reference, progress=trainer.is_global_zero)
+        self._scorer.to(pl_module.device)
+        if self.reference is not None and not self._scorer.has_reference:
+            self._scorer.set_reference(self.reference, progress=trainer.is_global_zero)
 
     def on_validation_start(self, trainer, pl_module) -> None:  # noqa: D102
         self._prepare(trainer, pl_module)
@@ -83,7 +89,7 @@ class ImageMetrics(pl.Callback):
     def _update(self, outputs: Any) -> None:
         produced = produced_images(outputs)
         if produced is not None:
-            self.scorer.update(
+            self._scorer.update(
                 produced["images"],
                 produced.get("labels"),
                 produced.get("reference"),
@@ -103,11 +109,11 @@ class ImageMetrics(pl.Callback):
         self._update(outputs)
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prefix: str) -> None:
-        if trainer.sanity_checking or not self.scorer.updated():
-            self.scorer.reset()
+        if trainer.sanity_checking or not self._scorer.updated():
+            self._scorer.reset()
             return
-        results = self.scorer.compute()
-        self.scorer.reset()
+        results = self._scorer.compute()
+        self._scorer.reset()
         self.results[prefix] = results
         for key, value in results.items():
             pl_module.log(f"{prefix}/{key}", value)

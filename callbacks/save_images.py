@@ -74,8 +74,9 @@ class SaveImages(pl.Callback):
         if produced is None or not self._active(trainer, stage):
             return
         labels = produced.get("labels")
-        labels = labels.tolist() if labels is not None else [None] * len(produced["images"])
-        for image, label in zip(produced["images"], labels, strict=True):
+        n = len(produced["images"])
+        classes: list[Any] = labels.tolist() if labels is not None else [None] * n
+        for image, label in zip(produced["images"], classes, strict=True):
             name = f"{trainer.global_rank}-{self.count:06d}.png"
             relative = name if label is None or label < 0 else f"{int(label)}/{name}"
             self.files[relative] = write_png(image, self.dirpath / relative)
@@ -84,12 +85,12 @@ class SaveImages(pl.Callback):
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if not self._active(trainer, stage):
             return
-        parts = [self.files]
+        parts: list[dict[str, str] | None] = [self.files]
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             parts = [None] * trainer.world_size
             dist.all_gather_object(parts, self.files)
         if trainer.is_global_zero:
-            files = {k: v for part in parts for k, v in part.items()}
+            files = {k: v for part in parts if part for k, v in part.items()}
             if files:
                 producer = {
                     "module": type(pl_module).__name__,

@@ -104,12 +104,29 @@ def test_fid_without_reference_is_one_clear_error(tmp_path):
         (torch.rand(2, 1, 8, 8), "got a Tensor"),
         ({"image": 1}, "keys \\['image'\\]"),
         ({"images": torch.rand(2, 8, 8)}, "shape \\(2, 8, 8\\)"),
+        ({"images": torch.rand(2, 1, 8, 8), "labels": torch.zeros(3)}, "'labels' has shape"),
+        ({"images": torch.rand(2, 1, 8, 8), "depths": [1]}, "'depths' is a list"),
+        (
+            {"images": torch.rand(2, 1, 8, 8), "depths": {"layer1": torch.rand(3, 1, 8, 8)}},
+            "'depths'\\['layer1'\\] has 3 images, 'images' 2",
+        ),
+        ({"images": torch.rand(2, 1, 8, 8), "depths": {"a": torch.rand(2, 8)}}, "\\['a'\\]"),
     ],
 )
 def test_contract_violations_are_clear(outputs, match):
     with pytest.raises(InversionError, match=match):
         produced_images(outputs)
     assert produced_images(None) is None
+
+
+def test_produced_images_keeps_the_contract_keys_only():
+    images = torch.rand(2, 3, 8, 8)
+    depths = {"layer1": torch.rand(2, 3, 16, 16), "layer2": torch.rand(2, 3, 8, 8)}
+    outputs = {"images": images, "labels": torch.tensor([0, 1]), "originals": None}
+    produced = produced_images({**outputs, "depths": depths, "index": torch.arange(2)})
+    assert produced is not None
+    assert set(produced) == {"images", "labels", "depths"}
+    assert list(produced["depths"]) == ["layer1", "layer2"]  # column order kept
 
 
 def test_class_grid_layout():

@@ -7,7 +7,6 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from trainers import quiet_trainer
 
 import evaluate
@@ -37,7 +36,6 @@ from inversion.conditioned_generator.generator import (
 from lightning_modules import ConditionedGeneratorInversion
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_CONFIGS = sorted((REPO / "configs" / "paper").glob("conditioned_generator_*.yaml"))
 TINY = {"latent_dim": 8, "width": 8, "max_width": 32}
 
 
@@ -403,47 +401,6 @@ def test_generate_adversarial_mode(trained_checkpoint, tmp_path):
     )
     assert summary["adversarial"] == int(expected.sum()) == len(list(out.glob("images/*/*.png")))
     assert summary["adversarial_rate"] == pytest.approx(float(expected.float().mean()))
-
-
-# --- configs ----------------------------------------------------------------------------
-def small_paper_config(config: Path, tmp_path: Path) -> Path:
-    """A paper config at a smoke-test size: random init, tiny generator at 32 px, one step.
-
-    (The 224 px generator itself is checked in test_generator_sizes_for_224_px...)
-    """
-    data = yaml.safe_load(config.read_text())
-    model = data["model"]["init_args"]
-    model.update(pretrained=False, weights=None, latent_dim=8, width=2, max_width=8, image_size=32)
-    data["data"]["init_args"].update(batch_size=4, val_per_class=1)
-    data["trainer"]["callbacks"] = [
-        c for c in data["trainer"]["callbacks"] if not c["class_path"].endswith("ImageMetrics")
-    ]
-    path = tmp_path / config.name
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def test_there_are_paper_configs():
-    assert len(PAPER_CONFIGS) >= 2
-
-
-@pytest.mark.parametrize("config", PAPER_CONFIGS, ids=lambda p: p.stem)
-def test_paper_configs_run_at_a_small_size(config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["train.py"])
-    assert "python train.py fit --config configs/paper/" in config.read_text()
-    cli = train.main(
-        [
-            "fit",
-            "--config",
-            str(small_paper_config(config, tmp_path)),
-            "--trainer.fast_dev_run=true",
-            "--trainer.accelerator=cpu",
-            "--trainer.precision=32-true",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    assert cli.trainer.global_step == 1
 
 
 def test_digits_config_logs_grids_and_metrics_to_tensorboard(tmp_path, monkeypatch):

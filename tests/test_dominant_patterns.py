@@ -3,11 +3,8 @@
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
-import yaml
-from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from trainers import quiet_trainer
@@ -35,11 +32,6 @@ from inversion.training import accuracy
 from lightning_modules import DominantPatterns
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_CONFIGS = sorted(
-    p
-    for p in (REPO / "configs" / "paper").glob("*.yaml")
-    if yaml.safe_load(p.read_text())["model"]["class_path"].endswith("DominantPatterns")
-)
 EPS = 32 / 255
 VAL = 60  # validation images of the module tests
 
@@ -335,52 +327,6 @@ def test_cli_restores_the_nested_datamodules_hyperparameters(tmp_path, monkeypat
     assert cli.datamodule.proxy.hparams.kind == "gaussian"
     assert cli.datamodule.evaluation.hparams.batch_size == 120
     assert "proxy" not in cli.datamodule.evaluation.hparams
-
-
-def _image_folder(root: Path) -> Path:
-    """A tiny ImageNet layout: a flat proxy folder and a 2-class validation folder."""
-    rng = np.random.default_rng(0)
-    for folder in ("train", "val/n01", "val/n02"):
-        (root / folder).mkdir(parents=True)
-        for i in range(4):
-            pixels = rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / folder / f"{i}.png")
-    return root
-
-
-def test_there_are_three_paper_configs():
-    names = {p.stem.removeprefix("dominant_patterns_") for p in PAPER_CONFIGS}
-    assert names == {"vgg16", "vgg19", "resnet50"}
-
-
-@pytest.mark.parametrize("config", PAPER_CONFIGS, ids=lambda p: p.stem)
-def test_paper_configs_run_at_a_small_size(config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["train.py"])
-    assert f"python train.py fit --config configs/paper/{config.name}" in config.read_text()
-    data = yaml.safe_load(config.read_text())
-    model = data["model"]["init_args"]
-    assert model["eps"] == pytest.approx(10 / 255) and model["lr"] == 0.01
-    assert data["data"]["init_args"]["batch_size"] == 32 and data["trainer"]["max_epochs"] == 10
-    model.update(pretrained=False, image_size=32)
-    data["data"]["init_args"].update(root=str(_image_folder(tmp_path / "images")), image_size=32)
-    data["data"]["init_args"].update(batch_size=2, num_workers=0)
-    small = tmp_path / config.name
-    small.write_text(yaml.safe_dump(data))
-    cli = train.main(
-        [
-            "fit",
-            "--config",
-            str(small),
-            "--trainer.fast_dev_run=true",
-            "--trainer.accelerator=cpu",
-            "--trainer.precision=32-true",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    assert cli.trainer.global_step == 1
-    assert cli.model.pattern.pattern.shape == (1, 3, 32, 32)
-    assert 0 <= float(cli.trainer.callback_metrics["val/fooling_rate"]) <= 1
 
 
 # --- downstream -----------------------------------------------------------------------------

@@ -1,21 +1,16 @@
 import os
-import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from trainers import quiet_trainer
 
-import train
 from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError, build_classifier
-from inversion.data.synthesised import write_manifest, write_png
 from inversion.layerwise import (
     BlockOptions,
     InverterStack,
@@ -299,69 +294,3 @@ def test_resuming_either_phase_is_exact(tmp_path):
             torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
 
 
-REPO = Path(__file__).resolve().parents[1]
-PAPER_CONFIGS = sorted((REPO / "configs" / "paper").glob("layerwise_*.yaml"))
-
-
-def stamped_folder(root: Path, count: int = 6) -> Path:
-    """A small folder stamped as written by class inversion (random RGB images)."""
-    files = {}
-    for i in range(count):
-        image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i))
-        files[f"{i % 2}/{i}.png"] = write_png(image, root / f"{i % 2}" / f"{i}.png")
-    write_manifest(root, files, {"module": "ClassInversion"})
-    return root
-
-
-@pytest.mark.parametrize("config", PAPER_CONFIGS, ids=lambda p: p.stem)
-def test_paper_configs_run_at_a_small_size(config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["train.py"])
-    commands = re.findall(r"python train\.py (\w+) --config (\S+)", config.read_text())
-    assert ("fit", f"configs/paper/{config.name}") in commands
-    data = yaml.safe_load(config.read_text())
-    model, datamodule = data["model"]["init_args"], data["data"]["init_args"]
-    assert model["classifier"] == "timm:resnet50"
-    assert model["layers"] == ["act1", "layer1", "layer2", "layer3", "layer4"]
-    model.update(pretrained=False, image_size=32, block={**model["block"], "max_width": 16})
-    datamodule.update(image_size=32, batch_size=2, evaluate_on="digits:test", num_workers=0)
-    if datamodule["source"] not in ("gaussian", "uniform", "smooth"):
-        datamodule["source"] = str(stamped_folder(tmp_path / "synthesised"))
-    assert data["trainer"]["precision"] == "bf16-mixed"
-    data["trainer"]["precision"] = "32-true"  # bf16 on a CPU is slow; see the bf16 test
-    small = tmp_path / config.name
-    small.write_text(yaml.safe_dump(data))
-    cli = train.main(
-        ["fit", "--config", str(small), "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu"]
-    )
-    assert cli.trainer.global_step == 1
-    shapes = [(64, 16, 16), (256, 8, 8), (512, 4, 4), (1024, 2, 2), (2048, 1, 1)]
-    assert cli.model.blocks.shapes[1:] == shapes
-
-
-def test_bf16_autocast_trains(tmp_path):
-    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "penultimate"], **TINY)
-    fit = trainer(tmp_path, precision="bf16-mixed", max_steps=3)
-    fit.fit(module, datamodule=small_data())
-    assert fit.global_step == 3
-    assert all(torch.isfinite(p).all() for p in module.parameters())
-
-
-def test_plain_ddp_is_refused_with_a_hint(tmp_path):
-    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem"], **TINY)
-    for devices, strategy in ((2, "ddp_spawn"), (1, "ddp")):
-        module.trainer = trainer(tmp_path, devices=devices, strategy=strategy)
-        with pytest.raises(InversionError, match="ddp_find_unused_parameters_true"):
-            module.setup("fit")
-
-
-def test_two_process_ddp_trains_one_synced_stack(tmp_path):
-    torch.manual_seed(0)
-    module = LayerwiseInversion(classifier="digits:cnn", layers=["stem", "stage1"], **TINY)
-    before = {k: v.clone() for k, v in module.state_dict().items()}
-    fit = trainer(tmp_path, devices=2, strategy="ddp_spawn_find_unused_parameters_true")
-    fit.fit(module, datamodule=small_data())
-    assert fit.state.finished  # the weights come back from rank 0
-    changed = [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
-    assert any(k.startswith("inverter.blocks.0.") for k in changed)
-    assert any(k.startswith("inverter.blocks.1.") for k in changed)

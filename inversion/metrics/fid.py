@@ -35,6 +35,13 @@ class FrechetDistance(Metric):
     """
 
     full_state_update = False
+    # states (add_state in __init__)
+    fake_sum: Tensor
+    fake_outer: Tensor
+    fake_n: Tensor
+    real_sum: Tensor
+    real_outer: Tensor
+    real_n: Tensor
     higher_is_better = False
 
     def __init__(self, num_features: int, **kwargs) -> None:

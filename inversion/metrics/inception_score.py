@@ -46,6 +46,7 @@ class InceptionScore(Metric):
     """
 
     full_state_update = False
+    logits: list[Tensor]  # a list state (add_state in __init__)
     higher_is_better = True
 
     def __init__(self, splits: int = 10, **kwargs) -> None:

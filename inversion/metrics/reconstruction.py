@@ -7,6 +7,8 @@ average, gather across processes or tabulate per image.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -33,8 +35,12 @@ def psnr(images: Tensor, originals: Tensor, data_range: float = 1.0) -> Tensor:
 def ssim(images: Tensor, originals: Tensor, data_range: float = 1.0) -> Tensor:
     """Structural similarity of each pair (Gaussian window 11, sigma 1.5, torchmetrics)."""
     check_pairs(images, originals)
-    return structural_similarity_index_measure(
-        images.float(), originals.float(), data_range=data_range, reduction="none"
+    # a tuple only with return_full_image or return_contrast_sensitivity
+    return cast(
+        Tensor,
+        structural_similarity_index_measure(
+            images.float(), originals.float(), data_range=data_range, reduction="none"
+        ),
     )
 
 

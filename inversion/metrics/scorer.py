@@ -7,10 +7,11 @@ torchmetrics) and by ``evaluate.py`` on folders. All metric states live on the d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection, SumMetric
+from torchmetrics import MeanMetric, Metric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from inversion.errors import InversionError
@@ -64,7 +65,9 @@ class ImageScorer(nn.Module):
             name = short_name(spec)
             verifier = build_classifier(spec).freeze()
             self.verifiers[name] = verifier
-            metrics = {"top1": top_k_accuracy(verifier.num_classes, 1)}
+            metrics: dict[str, Metric | MetricCollection] = {
+                "top1": top_k_accuracy(verifier.num_classes, 1)
+            }
             if verifier.num_classes >= 5:
                 metrics["top5"] = top_k_accuracy(verifier.num_classes, 5)
             self.accuracy[name] = MetricCollection(metrics)
@@ -74,7 +77,7 @@ class ImageScorer(nn.Module):
         if feature is not None and (fid or inception_score):
             self.extractor = build_feature_extractor(feature, inception_weights)
             if fid:
-                self.fid = FrechetDistance(self._feature_dim())
+                self.fid = FrechetDistance(feature_dim(self.extractor))
             if inception_score:
                 self.inception_score = InceptionScore(splits)
         self.reconstruction = nn.ModuleDict({"psnr": MeanMetric(), "ssim": MeanMetric()})
@@ -83,14 +86,9 @@ class ImageScorer(nn.Module):
         self.num_updates = 0
         self.num_images = SumMetric()
 
-    def _feature_dim(self) -> int:
-        probe = torch.zeros(2, 3, 32, 32, device=next(self.extractor.parameters()).device)
-        with torch.no_grad():
-            return self.extractor(probe)[0].shape[1]
-
     def set_reference(self, source: str, batch_size: int = 64, progress: bool = True) -> None:
         """Use cached statistics of ``digits:SPLIT`` or an image folder as FID reference."""
-        if self.fid is None:
+        if self.fid is None or self.extractor is None:
             return
         mean, cov, _ = reference_statistics(self.extractor, source, batch_size, progress)
         self.fid.set_reference(mean, cov)
@@ -118,13 +116,13 @@ class ImageScorer(nn.Module):
         if originals is not None:
             originals = originals.float() / 255 if originals.dtype == torch.uint8 else originals
             originals = originals.float()
-            self.reconstruction["psnr"].update(psnr(float_images, originals))
-            self.reconstruction["ssim"].update(ssim(float_images, originals))
+            _metric(self.reconstruction["psnr"]).update(psnr(float_images, originals))
+            _metric(self.reconstruction["ssim"]).update(ssim(float_images, originals))
             for name, verifier in self.verifiers.items():
-                self.agreement[name].update(agreement(verifier, float_images, originals))
+                _metric(self.agreement[name]).update(agreement(verifier, float_images, originals))
         if labels is not None:
             for name, verifier in self.verifiers.items():
-                self.accuracy[name].update(verifier(float_images), labels)
+                _collection(self.accuracy[name]).update(verifier(float_images), labels)
         if self.extractor is not None:
             pool, logits = self.extractor(images)
             if self.fid is not None:
@@ -138,22 +136,22 @@ class ImageScorer(nn.Module):
         """All metrics as floats (synced across processes). Call once per epoch."""
         results: dict[str, float] = {"images": float(self.num_images.compute())}
         for name, collection in self.accuracy.items():
-            for key, value in collection.compute().items():
+            for key, value in _collection(collection).compute().items():
                 results[f"{key}_{name}"] = float(value)
         if self.reconstruction["psnr"].update_called:
             for key, metric in self.reconstruction.items():
-                results[key] = float(metric.compute())
+                results[key] = float(_metric(metric).compute())
             for name, metric in self.agreement.items():
-                results[f"agree_{name}"] = float(metric.compute())
+                results[f"agree_{name}"] = float(_metric(metric).compute())
         for k in ("top1", "top5", "agree"):
             values = [v for key, v in results.items() if key.startswith(f"{k}_")]
             if len(values) > 1:
                 results[f"{k}_verifiers"] = sum(values) / len(values)
-        if self.inception_score is not None:
+        if self.inception_score is not None and self.extractor is not None:
             mean, std = self.inception_score.compute()
             name = self.extractor.metric_name("is")
             results[name], results[f"{name}_std"] = float(mean), float(std)
-        if self.fid is not None:
+        if self.fid is not None and self.extractor is not None:
             if not self.has_reference and int(self.fid.real_n) == 0:
                 raise InversionError(
                     "FID needs reference images: give a reference (digits:test or an image "
@@ -171,9 +169,26 @@ class ImageScorer(nn.Module):
         self.num_updates = 0
         self.num_images.reset()
         for collection in self.accuracy.values():
-            collection.reset()
+            _collection(collection).reset()
         for metric in (*self.reconstruction.values(), *self.agreement.values()):
-            metric.reset()
-        for metric in (self.fid, self.inception_score):
-            if metric is not None:
-                metric.reset()
+            _metric(metric).reset()
+        for optional in (self.fid, self.inception_score):
+            if optional is not None:
+                optional.reset()
+
+
+def feature_dim(extractor: nn.Module) -> int:
+    """The length of the pool features an extractor returns (first of its outputs)."""
+    probe = torch.zeros(2, 3, 32, 32, device=next(extractor.parameters()).device)
+    with torch.no_grad():
+        return extractor(probe)[0].shape[1]
+
+
+def _metric(module: nn.Module) -> Metric:
+    """A metric kept in an ``nn.ModuleDict``, which types its values as plain modules."""
+    return cast(Metric, module)
+
+
+def _collection(module: nn.Module) -> MetricCollection:
+    """A metric collection kept in an ``nn.ModuleDict`` (see :func:`_metric`)."""
+    return cast(MetricCollection, module)

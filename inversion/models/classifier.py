@@ -37,6 +37,9 @@ class ImageClassifier(nn.Module):
         feature_layers: Suggested layer names for feature taps.
     """
 
+    mean: Tensor  # buffers (registered in __init__)
+    std: Tensor
+
     def __init__(
         self,
         net: nn.Module,

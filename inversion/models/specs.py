@@ -16,7 +16,9 @@ Spec kinds:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from inversion.errors import InversionError
 from inversion.models.classifier import ImageClassifier
@@ -73,7 +75,7 @@ def _build_timm(
         kwargs["in_chans"] = in_chans
     spec = f"timm:{name}"
 
-    def create(**extra: object):
+    def create(**extra: Any):
         try:
             return timm.create_model(name, pretrained=pretrained, **kwargs, **extra)
         except TypeError:
@@ -95,9 +97,9 @@ def _build_timm(
     cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
     fixed = bool(cfg.get("fixed_input_size", False))
     size = cfg.get("input_size", (3, 224, 224))[-2:]
-    patch_embed = getattr(net, "patch_embed", None)
-    if fixed and getattr(patch_embed, "img_size", None) is not None:
-        size = tuple(patch_embed.img_size)
+    img_size = getattr(getattr(net, "patch_embed", None), "img_size", None)
+    if fixed and img_size is not None:
+        size = tuple(img_size)
     elif input_size is not None:
         size = (input_size, input_size)
     chans = net.default_cfg.get("input_size", (3,))[0] if in_chans is None else in_chans
@@ -285,7 +287,7 @@ def _build_cifar(
     )
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[..., ImageClassifier]] = {
     "timm": _build_timm,
     "torchvision": _build_torchvision,
     "digits": _build_digits,

@@ -33,9 +33,9 @@ def _feature_graph(net: nn.Module, names: Sequence[str]) -> fx.GraphModule:
     nodes = {name: name for name in names}
     try:
         if type(net).__module__.startswith("timm."):
-            from timm.models import create_feature_extractor
+            from timm.models import create_feature_extractor as timm_feature_extractor
 
-            module = create_feature_extractor(net, nodes)
+            module = timm_feature_extractor(net, nodes)
         else:
             from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -149,6 +149,7 @@ class ClassifierBlocks(nn.Module):
         outputs = _output_nodes(root.graph)
         cuts = [outputs[name] for name in named]
         if PENULTIMATE in layers:
+            assert classifier.head is not None  # checked above
             head = outputs[classifier.head]
             if len(head.all_input_nodes) != 1:
                 raise InversionError(

@@ -56,7 +56,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        state: dict[str, Any] = load_file(str(path))
     else:
         state = load_checkpoint_file(path)
         for key in ("state_dict", "model", "model_state_dict"):

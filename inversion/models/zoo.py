@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -62,6 +63,8 @@ class ZooRecipe:
         """The PGD attack of adversarial training, or None for standard training."""
         if self.adv_norm is None:
             return None
+        if self.adv_eps is None or self.adv_step_size is None or self.adv_steps is None:
+            raise ValueError("adv_norm needs adv_eps, adv_step_size and adv_steps as well.")
         return PGD(self.adv_eps, self.adv_step_size, self.adv_steps, self.adv_norm)
 
 
@@ -110,7 +113,7 @@ def wrap_digits_net(
         std=DIGITS_STD * in_chans,
         fixed_size=arch in FIXED_SIZE,
         head="head",
-        feature_layers=net.feature_layers,
+        feature_layers=cast(list[str], net.feature_layers),  # the digits nets' attribute
     )
 
 
