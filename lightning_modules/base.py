@@ -8,10 +8,11 @@ the random number generators' states in checkpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.data import AttributeDict
 from torch import nn
 from torchmetrics import Metric
 
@@ -64,6 +65,11 @@ class BaseTask(pl.LightningModule):
 
     def configure_metrics(self) -> None:
         """Build the torchmetrics metrics (optional)."""
+
+    @property
+    def hparams(self) -> AttributeDict:  # type: ignore[override]
+        """The saved init args, read as attributes (``self.hparams.seed``)."""
+        return cast(AttributeDict, super().hparams)
 
     def training_schedule(self) -> int | None:
         """Optimisation steps of the whole schedule, or None to train by epochs.
