@@ -1,4 +1,11 @@
-"""Real and synthetic DataModules; every image is a float tensor in [0, 1]."""
+"""Real and synthetic DataModules; every image is a float tensor in [0, 1].
+
+Shared: digits, CIFAR-10, image folders, noise. A family's own DataModule carries its
+name: ``class_inversion.py`` (class targets), ``layerwise.py`` (synthetic images),
+``gan_inversion.py`` (latent codes), ``conditioned_generator.py`` (latents),
+``dominant_patterns.py`` (proxy data). A module with a fixed schedule tells its DataModule
+the length through ``set_schedule(steps)``.
+"""
 
 from datamodules.cifar import Cifar10DataModule
 from datamodules.class_inversion import ClassTargetsDataModule

@@ -1,4 +1,10 @@
-"""One LightningModule per approach; wiring only, the maths lives in ``inversion/``."""
+"""One LightningModule per approach; wiring only, the maths lives in ``inversion/<family>/``.
+
+Files carry their family's name (``class_inversion.py``, ``robust_prior_training.py``,
+``robust_prior_tools.py``, ``layerwise.py``, ``gan_inversion.py``,
+``gan_inversion_dcgan.py``, ``conditioned_generator.py``, ``dominant_patterns.py``);
+``base.py`` holds the plumbing they share (``BaseTask``, ``TargetTask``).
+"""
 
 from lightning_modules import strategies  # noqa: F401  (registers ddp_independent)
 from lightning_modules.base import BaseTask
