@@ -27,19 +27,9 @@ class RobustClassifierModule(ClassifierModule):
     Its checkpoints are classifier specs like :class:`ClassifierModule`'s.
 
     Args:
-        classifier: Spec of the network to train (e.g. ``digits:cnn``, ``timm:resnet50``).
-        pretrained: Start from pretrained weights (see ``ClassifierModule``).
-        weights: A local weights file to start from.
-        num_classes: Number of classes.
-        in_chans: Input channels of the network.
-        input_size: Input size for fixed-size models.
         optimizer: ``sgd`` (the reference recipe: lr 0.1, momentum 0.9) or ``adamw``.
         lr: Peak learning rate (warm-up, then cosine decay).
         weight_decay: Weight decay.
-        momentum: SGD momentum.
-        label_smoothing: Cross-entropy label smoothing.
-        warmup_epochs: Epochs of linear warm-up.
-        channels_last: Run the network in channels_last memory format.
         norm: ``l2`` or ``linf``.
         eps: Radius of the training (and evaluation) perturbation, in [0, 1] pixel units.
         steps: PGD steps during training (7 in the reference runs).
@@ -49,23 +39,17 @@ class RobustClassifierModule(ClassifierModule):
             default) instead of the last.
         eval_steps: PGD steps of the robust evaluation.
         extra_eval_eps: More eps at which validation/test measure robust accuracy.
+        **classifier_args: The network and the rest of the recipe: ``classifier``,
+            ``pretrained``, ``weights``, ``num_classes``, ``in_chans``, ``input_size``,
+            ``momentum``, ``label_smoothing``, ``warmup_epochs``, ``channels_last`` (see
+            :class:`ClassifierModule`).
     """
 
     def __init__(
         self,
-        classifier: str = "digits:cnn",
-        pretrained: bool = False,
-        weights: str | None = None,
-        num_classes: int = 10,
-        in_chans: int | None = None,
-        input_size: int | None = None,
         optimizer: OptimizerName = "sgd",
         lr: float = 0.1,
         weight_decay: float = 5e-4,
-        momentum: float = 0.9,
-        label_smoothing: float = 0.0,
-        warmup_epochs: int = 0,
-        channels_last: bool = False,
         norm: Norm = "l2",
         eps: float = 0.5,
         steps: int = 7,
@@ -74,22 +58,9 @@ class RobustClassifierModule(ClassifierModule):
         use_best: bool = True,
         eval_steps: int = 20,
         extra_eval_eps: list[float] | None = None,
+        **classifier_args: Any,
     ) -> None:
-        super().__init__(
-            classifier=classifier,
-            pretrained=pretrained,
-            weights=weights,
-            num_classes=num_classes,
-            in_chans=in_chans,
-            input_size=input_size,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            label_smoothing=label_smoothing,
-            warmup_epochs=warmup_epochs,
-            channels_last=channels_last,
-        )
+        super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, **classifier_args)
 
     def configure_losses(self) -> None:
         """The attacks (built here so that bad settings fail before any work)."""
