@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.base import BaseDataModule
 from datamodules.sampling import ShardedSampler, world_and_rank
 from inversion.errors import InversionError
 
@@ -46,7 +46,7 @@ class TargetBatches(Dataset):
         return {"index": index, "label": self.labels[index], "step": position % self.repeat}
 
 
-class ClassTargetsDataModule(pl.LightningDataModule):
+class ClassTargetsDataModule(BaseDataModule):
     """Which classes to invert, and how many images of each.
 
     Targets are dealt round-robin over DDP ranks (each target is produced by exactly one

@@ -233,7 +233,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             elif class_names and class_names != self._class_names:
                 raise InversionError(
                     f"The class folders of {folder} ({len(class_names)} classes) differ from "
-                    f"those of the other splits ({len(self._class_names)} classes); give "
+                    f"those of the other splits ({len(self._class_names or [])} classes); give "
                     "every split the same class subfolders."
                 )
             elif self._class_names is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from datamodules.base import BaseDataModule
 
-class InMemoryDataModule(pl.LightningDataModule):
+
+class InMemoryDataModule(BaseDataModule):
     """Splits held as ``(images, labels)`` tensors; one loader per stage.
 
     Subclasses implement :meth:`load_split` and may map the stages to other splits with

@@ -17,15 +17,15 @@ resumed run continues at its global step, so checkpoints resume exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
+from datamodules.base import BaseDataModule
 from datamodules.image_folder import ImageFolderDataset
 from datamodules.noise import NoiseDataset
 from datamodules.sampling import world_and_rank
@@ -53,10 +53,10 @@ class StepSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start, len(self.dataset)))
+        return iter(range(self.start, len(cast(Sized, self.dataset))))
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))  # step-indexed datasets have a length
 
 
 class NoiseBatches(Dataset):
@@ -141,7 +141,7 @@ def _evaluation_dataset(source: str, image_size: int, channels: int) -> Dataset:
     return ImageFolderDataset(files, labels, image_size, channels, train=False)
 
 
-class SyntheticImagesDataModule(pl.LightningDataModule):
+class SyntheticImagesDataModule(BaseDataModule):
     """Synthetic training images (noise or a stamped folder); real ones for evaluation only.
 
     The training loader yields one batch per training step, ``steps`` in all (a module
@@ -202,6 +202,8 @@ class SyntheticImagesDataModule(pl.LightningDataModule):
         self.steps = steps
 
     def _folder_images(self, training: bool) -> ImageFolderDataset:
+        if self._folder is None:
+            raise InversionError(f"{self.hparams.source} is noise, not a folder of images.")
         files, labels = self._folder
         held_out = 0 if self.hparams.evaluate_on else self.hparams.num_val_images
         cut = len(files) - held_out

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.base import BaseDataModule
 from inversion.data.noise import NOISE_KINDS, noise_images
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
@@ -37,7 +37,7 @@ class NoiseDataset(Dataset):
         return image[0], torch.tensor(NO_LABEL)
 
 
-class NoiseDataModule(pl.LightningDataModule):
+class NoiseDataModule(BaseDataModule):
     """Gaussian, uniform or smooth low-frequency noise images in [0, 1].
 
     The training split is ``num_samples`` images; validation and test are

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
+from typing import cast
 
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 
 def world_and_rank() -> tuple[int, int]:
@@ -35,10 +36,13 @@ class ShardedSampler(DistributedSampler):
         world, current = world_and_rank()
         num_replicas = world if num_replicas is None else num_replicas
         rank = current if rank is None else rank
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        # torch types the dataset as a Dataset; a sampler only needs its length
+        super().__init__(
+            cast(Dataset, dataset), num_replicas=num_replicas, rank=rank, shuffle=False
+        )
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+        return iter(range(self.rank, len(cast(Sized, self.dataset)), self.num_replicas))
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
+        return len(range(self.rank, len(cast(Sized, self.dataset)), self.num_replicas))

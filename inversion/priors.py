@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from types import TracebackType
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -128,9 +129,12 @@ class BatchNormStatistics:
                     f"{tuple(x.shape)} at {type(layer).__name__}."
                 )
             var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), correction=0)
+            # batch-norm buffers, checked in __init__ (an nn.Module types them loosely)
+            running_mean = cast(Tensor, layer.running_mean)
+            running_var = cast(Tensor, layer.running_var)
             self._records[index] = torch.linalg.vector_norm(
-                mean - layer.running_mean
-            ) + torch.linalg.vector_norm(var - layer.running_var)
+                mean - running_mean
+            ) + torch.linalg.vector_norm(var - running_var)
 
         return hook
 
@@ -150,12 +154,13 @@ class BatchNormStatistics:
                 "BatchNormStatistics.loss() needs a forward pass of the model first "
                 "(and the hooks must not have been removed before it)."
             )
-        total = None
-        for index in sorted(self._records):
-            term = self._records[index]
-            if index == 0:
-                term = term * self.first_multiplier
-            total = term if total is None else total + term
+        terms = [
+            self._records[i] * self.first_multiplier if i == 0 else self._records[i]
+            for i in sorted(self._records)
+        ]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
         return total
 
     def remove(self) -> None:

@@ -8,15 +8,24 @@ the random number generators' states in checkpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.data import AttributeDict
 from torch import nn
-from torchmetrics import Metric
 
 from inversion.models import ImageClassifier, build_classifier
+
+
+class EpochMetric(Protocol):
+    """What :meth:`BaseTask.log_and_reset` needs of a metric (torchmetrics' or a module's)."""
+
+    def compute(self) -> Any:
+        """The value (or a dict of values) accumulated since the last reset."""
+
+    def reset(self) -> None:
+        """Forget what was accumulated."""
 
 
 class BaseTask(pl.LightningModule):
@@ -47,6 +56,8 @@ class BaseTask(pl.LightningModule):
     Args:
         ignore: Init args not to save as hyperparameters.
     """
+
+    _frozen_models: dict[str, nn.Module]  # set with object.__setattr__: not a submodule
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         super().__init__()
@@ -85,22 +96,27 @@ class BaseTask(pl.LightningModule):
             return
         loop = self.trainer.fit_loop
         loop.max_epochs = 1
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(datamodule, "set_schedule"):
-            datamodule.set_schedule(steps)
+        set_schedule = getattr(getattr(self.trainer, "datamodule", None), "set_schedule", None)
+        if set_schedule is not None:
+            set_schedule(steps)
         elif loop.epoch_loop.max_steps == -1:  # plain loaders: stop where the schedule ends
             loop.epoch_loop.max_steps = steps
 
     def log_and_reset(
-        self, prefix: str, metrics: Mapping[str, Metric | nn.Module], prog_bar: bool = False
+        self,
+        prefix: str,
+        metrics: Mapping[str, EpochMetric] | nn.ModuleDict,
+        prog_bar: bool = False,
     ) -> None:
         """Compute, log and reset, at the end of an epoch, every metric that was updated.
 
         A metric that computes one value is logged as ``<prefix>/<name>``; one that
         computes a dict logs each entry as ``<prefix>/<key>`` (name ``""``) or
         ``<prefix>/<key>_<name>``. Metrics sync across processes themselves (torchmetrics).
+        An ``nn.ModuleDict`` must hold only metrics (it types its values as plain modules).
         """
-        for name, metric in metrics.items():
+        for name, module in metrics.items():
+            metric = cast(EpochMetric, module)
             if not getattr(metric, "update_called", True):
                 metric.reset()
                 continue

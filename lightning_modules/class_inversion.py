@@ -11,7 +11,7 @@ from torch import Tensor
 from inversion import seeds
 from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
-from inversion.models import build_classifier
+from inversion.models import ImageClassifier, build_classifier
 from lightning_modules.base import TargetTask
 from lightning_modules.strategies import refuse_wrapping_ddp
 
@@ -39,6 +39,11 @@ class ClassInversion(TargetTask):
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
+
+    classifier: ImageClassifier  # attached frozen (attach_frozen): not a submodule
+    student: ImageClassifier | None
+    produced: Tensor  # buffers
+    times_produced: Tensor
 
     def __init__(
         self,
@@ -75,15 +80,16 @@ class ClassInversion(TargetTask):
 
     def setup(self, stage: str) -> None:
         """Check the pairing, size the buffers, build the inverter."""
-        datamodule = self.trainer.datamodule
-        if not hasattr(datamodule, "num_targets"):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        num_targets = getattr(datamodule, "num_targets", None)
+        if num_targets is None:
             raise InversionError(
                 "ClassInversion needs a ClassTargetsDataModule (which classes, "
                 f"how many images each); got {type(datamodule).__name__}."
             )
         refuse_wrapping_ddp(self.trainer.strategy, "class inversion")
-        if len(self.produced) != datamodule.num_targets:
-            self._make_buffers(datamodule.num_targets, self.hparams.image_size)
+        if len(self.produced) != num_targets:
+            self._make_buffers(num_targets, self.hparams.image_size)
         self.inverter = ClassInverter(
             self.classifier,
             self.recipe,
@@ -94,9 +100,16 @@ class ClassInversion(TargetTask):
         )
         super().setup(stage)
 
+    @property
+    def _inverter(self) -> ClassInverter:
+        """The inverter, built in :meth:`setup`."""
+        if self.inverter is None:
+            raise InversionError("ClassInversion's inverter is built in setup(); call it first.")
+        return self.inverter
+
     def training_schedule(self) -> int:
         """Each batch of targets takes the recipe's whole schedule."""
-        return self.inverter.total_steps
+        return self._inverter.total_steps
 
     def configure_optimizers(self) -> None:
         """The images' optimisers belong to the inverter (one per batch and stage)."""
@@ -105,16 +118,17 @@ class ClassInversion(TargetTask):
     # --- optimisation -----------------------------------------------------------------
     def on_train_start(self) -> None:  # noqa: D102
         if self._pending_state is not None:
-            self.inverter.load_state_dict(self._pending_state, self.device)
+            self._inverter.load_state_dict(self._pending_state, self.device)
             self._pending_state = None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
         index, labels, step = batch["index"], batch["label"], batch["step"]
         if len(index) == 0:  # a rank with fewer targets than batches
             return
+        inverter = self._inverter
         if step == 0:
-            self.inverter.start(labels)
-        parts = self.inverter.step()
+            inverter.start(labels)
+        parts = inverter.step()
         self._count_optimizer_step()
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
@@ -123,8 +137,8 @@ class ClassInversion(TargetTask):
             prog_bar=False,
         )
         self.log("loss", parts["loss"], prog_bar=True, logger=False)
-        if self.inverter.finished:
-            self.produced[index] = self.inverter.result().to(self.produced.dtype)
+        if inverter.finished:
+            self.produced[index] = inverter.result().to(self.produced.dtype)
             self.times_produced[index] += 1
 
     def _count_optimizer_step(self) -> None:

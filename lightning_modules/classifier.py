@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.models import build_classifier
@@ -80,7 +81,7 @@ class ClassifierModule(BaseTask):
 
     def configure_metrics(self) -> None:  # noqa: D102
         num_classes = self.hparams.num_classes
-        metrics = {"acc": top_k_accuracy(num_classes, 1)}
+        metrics: dict[str, Metric | MetricCollection] = {"acc": top_k_accuracy(num_classes, 1)}
         if num_classes > 5:
             metrics["acc_top5"] = top_k_accuracy(num_classes, 5)
         collection = MetricCollection(metrics)
@@ -121,7 +122,7 @@ class ClassifierModule(BaseTask):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
         return self(batch[0]).softmax(dim=1)
 
-    def configure_optimizers(self) -> dict[str, Any]:  # noqa: D102
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:  # noqa: D102
         hp = self.hparams
         optimizer = build_optimizer(
             self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum

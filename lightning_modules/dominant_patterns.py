@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,9 @@ class DominantPatterns(TargetTask):
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
+
+    classifier: ImageClassifier  # attached frozen (attach_frozen): not submodules
+    transfer_models: dict[str, ImageClassifier]
 
     def __init__(
         self,
@@ -148,7 +151,7 @@ class DominantPatterns(TargetTask):
     def _evaluate(self, batch: Any, stage: str) -> dict[str, Tensor]:
         images = self._images(batch)
         labels = batch[1] if isinstance(batch, (list, tuple)) and len(batch) > 1 else None
-        scores = self.scores[stage]
+        scores = self._scores(stage)
         scores[TARGET].update(*pattern_logits(self.classifier, self.pattern, images), labels)
         for name, model in self.transfer_models.items():
             scores[name].update(*pattern_logits(model, self.pattern, images))
@@ -167,8 +170,13 @@ class DominantPatterns(TargetTask):
         """The perturbed images ``x + p``."""
         return self.pattern(self._images(batch))
 
+    def _scores(self, stage: str) -> dict[str, PatternScores]:
+        """The scores of ``stage`` by classifier (a ModuleDict types them as plain modules)."""
+        scores = cast(nn.ModuleDict, self.scores[stage])
+        return {name: cast(PatternScores, metric) for name, metric in scores.items()}
+
     def _finish(self, stage: str) -> None:
-        scores = self.scores[stage]
+        scores = self._scores(stage)
         if not scores[TARGET].update_called:
             return
         self.log_and_reset(stage, {"" if n == TARGET else n: s for n, s in scores.items()})
@@ -189,8 +197,10 @@ class DominantPatterns(TargetTask):
         scale = max(1, -(-PICTURE_SIDE // picture.shape[-1]))
         picture = F.interpolate(picture, scale_factor=scale, mode="nearest")[0]
         logger = trainer.logger
-        if logger is not None and hasattr(logger.experiment, "add_image"):
-            logger.experiment.add_image(f"{stage}/pattern", picture, trainer.global_step)
+        experiment = getattr(logger, "experiment", None)  # e.g. TensorBoard's SummaryWriter
+        add_image = getattr(experiment, "add_image", None)
+        if add_image is not None:
+            add_image(f"{stage}/pattern", picture, trainer.global_step)
         if logger is not None:
             root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
             root.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -22,7 +22,8 @@ from inversion.layerwise import (
     set_lr,
 )
 from inversion.metrics.reconstruction import agreement, psnr
-from inversion.models.split import default_layers, split_classifier
+from inversion.models import ImageClassifier
+from inversion.models.split import ClassifierBlocks, default_layers, split_classifier
 from lightning_modules.base import TargetTask
 from lightning_modules.strategies import require_unused_parameter_search
 
@@ -66,6 +67,9 @@ class LayerwiseInversion(TargetTask):
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
+
+    blocks: ClassifierBlocks  # attached frozen (attach_frozen): never saved
+    classifier: ImageClassifier  # set with object.__setattr__: not a submodule
 
     def __init__(
         self,
@@ -168,14 +172,18 @@ class LayerwiseInversion(TargetTask):
         images = batch[0]
         by_depth = self.reconstruct(images)
         for layer, recon in by_depth.items():
-            self.depth_metrics[_metric_name("psnr", layer)].update(psnr(recon, images))
+            self._depth_metric("psnr", layer).update(psnr(recon, images))
             agree = agreement(self.classifier, recon, images)
-            self.depth_metrics[_metric_name("agree", layer)].update(agree)
+            self._depth_metric("agree", layer).update(agree)
         out = {"images": by_depth[self.layers[-1]], "originals": images, "depths": by_depth}
         labels = batch[1] if len(batch) > 1 else None
         if labels is not None and bool((labels >= 0).all()):
             out["labels"] = labels
         return out
+
+    def _depth_metric(self, metric: str, layer: str) -> MeanMetric:
+        """The mean of ``metric`` at ``layer`` (a ModuleDict types it as a plain module)."""
+        return cast(MeanMetric, self.depth_metrics[_metric_name(metric, layer)])
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
         return self._evaluate(batch)

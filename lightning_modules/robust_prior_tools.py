@@ -10,7 +10,7 @@ from torch import Tensor
 from inversion import seeds
 from inversion.data.batches import split_batch
 from inversion.errors import InversionError
-from inversion.models import PENULTIMATE
+from inversion.models import PENULTIMATE, ImageClassifier
 from inversion.robust_prior import (
     DEFAULT_ALPHAS,
     SEED_IMAGES,
@@ -62,6 +62,8 @@ class RepresentationTools(TargetTask):
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
+
+    classifier: ImageClassifier  # attached frozen (attach_frozen): not a submodule
 
     def __init__(
         self,

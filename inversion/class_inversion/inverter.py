@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -91,16 +91,24 @@ class ClassInverter:
             noise = (0.5 + 0.2 * torch.randn(shape, generator=self.generator)).clamp_(0, 1)
         return noise.to(device)
 
-    def _new_optimizer(self) -> None:
-        self.images.requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.images], lr=self.recipe.lr, betas=self.recipe.betas)
+    def _new_optimizer(self, images: Tensor) -> torch.optim.Adam:
+        """A fresh Adam over ``images`` (the current images), kept as ``self.optimizer``."""
+        images.requires_grad_(True)
+        self.optimizer = torch.optim.Adam([images], lr=self.recipe.lr, betas=self.recipe.betas)
+        return self.optimizer
+
+    def _run(self) -> tuple[Tensor, Tensor, torch.optim.Adam]:
+        """The current run's images, labels and optimiser."""
+        if self.images is None or self.labels is None or self.optimizer is None:
+            raise InversionError("Call start(labels) before step() or result().")
+        return self.images, self.labels, self.optimizer
 
     def start(self, labels: Tensor) -> None:
         """Begin a run for these target classes (fresh noise, fresh optimiser)."""
         self.labels = labels
         self.images = self._noise(len(labels), self.stages[0].size, labels.device)
         self.step_index = 0
-        self._new_optimizer()
+        self._new_optimizer(self.images)
 
     @property
     def finished(self) -> bool:
@@ -134,9 +142,11 @@ class ClassInverter:
         if self.bn_stats is not None:
             parts["bn"] = recipe.bn * self.bn_stats.loss()
         if recipe.competition:
+            if self.student is None:  # refused in __init__ too
+                raise InversionError("The competition term needs a student classifier.")
             student_logits = self.student(batch)
             parts["competition"] = recipe.competition * competition_loss(logits, student_logits)
-        return sum(parts.values()), parts
+        return cast(Tensor, sum(parts.values())), parts  # parts has "ce": a tensor
 
     def step(self) -> dict[str, Tensor]:
         """One optimisation step (with a stage transition first where one is due).
@@ -144,31 +154,31 @@ class ClassInverter:
         Returns:
             The loss parts (detached device tensors; no host synchronisation).
         """
-        if self.images is None:
-            raise InversionError("Call start(labels) before step().")
+        self._run()  # started?
         stage_index, in_stage = self.stage_at(self.step_index)
         stage = self.stages[stage_index]
         if in_stage == 0 and self.step_index > 0:
             self._enter_stage(stage)
-        for group in self.optimizer.param_groups:
+        images, labels, optimizer = self._run()  # a new stage has new images and optimiser
+        for group in optimizer.param_groups:
             group["lr"] = stage_lr(self.recipe, in_stage, stage.steps)
-        loss, parts = self.loss(self.images, self.labels, stage.pool)
-        self.optimizer.zero_grad(set_to_none=True)
+        loss, parts = self.loss(images, labels, stage.pool)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        optimizer.step()
         with torch.no_grad():
-            self.images.clamp_(0, 1)
+            images.clamp_(0, 1)
         self.step_index += 1
         return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
 
     def _enter_stage(self, stage: Stage) -> None:
-        previous = self.images.detach()
+        previous = self._run()[0].detach()
         if stage.size != previous.shape[-1]:
             pad = max(self.image_size // 16, 1)
             self.images = centre_paste(previous, stage.size, pad, self.generator)
         else:
             self.images = previous.clone()
-        self._new_optimizer()
+        self._new_optimizer(self.images)
 
     def invert(self, labels: Tensor) -> Tensor:
         """Run the whole schedule for ``labels`` and return the images (N x C x S x S)."""
@@ -179,7 +189,7 @@ class ClassInverter:
 
     def result(self) -> Tensor:
         """The current images at the native size, detached."""
-        images = self.images.detach()
+        images = self._run()[0].detach()
         if images.shape[-1] != self.image_size:
             images = F.interpolate(
                 images,
@@ -194,10 +204,11 @@ class ClassInverter:
         """Images, labels, optimiser state, step and RNG state (tensors on the CPU)."""
         if self.images is None:
             return {}
+        images, labels, optimizer = self._run()
         state = {
-            "images": self.images.detach().cpu(),
-            "labels": self.labels.cpu(),
-            "optimizer": self.optimizer.state_dict(),
+            "images": images.detach().cpu(),
+            "labels": labels.cpu(),
+            "optimizer": optimizer.state_dict(),
             "step": self.step_index,
         }
         if self.generator is not None:
@@ -211,7 +222,6 @@ class ClassInverter:
         self.labels = state["labels"].to(device)
         self.images = state["images"].to(device)
         self.step_index = int(state["step"])
-        self._new_optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._new_optimizer(self.images).load_state_dict(state["optimizer"])
         if "generator" in state and self.generator is not None:
             self.generator.set_state(state["generator"])

@@ -38,6 +38,10 @@ class ClassDiversity(Metric):
 
     full_state_update = False
     higher_is_better = None
+    feature_sum: Tensor  # states (add_state)
+    pixel_sum: Tensor
+    pixel_square: Tensor
+    count: Tensor
 
     def __init__(
         self, num_classes: int, feature_dim: int, channels: int, pixel_size: int, **kwargs

@@ -263,6 +263,8 @@ class ConditionedGenerator(nn.Module):
         x = latent if condition.vector is None else torch.cat([latent, condition.vector], 1)
         x = self.project(x)
         if self.matrix_project is not None:
+            if condition.matrix is None:
+                raise InversionError("This generator is conditioned on a hot matrix; got none.")
             x = torch.cat([x, self.matrix_project(condition.matrix.to(x.dtype))], dim=1)
         for stage in self.stages:
             x = stage(F.interpolate(x, scale_factor=2, mode="nearest"))

@@ -12,7 +12,7 @@ image priors are those of :mod:`inversion.priors`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +163,7 @@ class GeneratorLoss:
             parts["tv_l2"] = self.tv_l2 * total_variation_l2(images.float())
         if self.l2:
             parts["l2"] = self.l2 * l2_prior(images.float())
-        loss = sum(parts.values())
+        loss = cast(Tensor, sum(parts.values()))  # a tensor: some term is on (__post_init__)
         parts = {k: v.detach() for k, v in parts.items()}
         with torch.no_grad():
             parts["target_acc"] = (logits.argmax(1) == labels).float().mean()

@@ -138,7 +138,8 @@ def write_class_folders(images: Tensor, labels: Tensor, root: str | Path) -> lis
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise InversionError(f"{root} exists and is not empty; choose a new folder.")
-    paths, counts = [], {}
+    paths: list[Path] = []
+    counts: dict[int, int] = {}
     for image, label in zip(images, labels.tolist(), strict=True):
         folder = root / str(label)
         folder.mkdir(parents=True, exist_ok=True)

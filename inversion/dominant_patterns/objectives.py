@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,8 @@ class PatternObjective:
         """The loss of ``pattern`` on a batch of proxy images (a scalar to minimise)."""
         if self.name == "gd_uap":
             _, acts = model.forward_with_features(pattern.alone(), self.activation_layers(model))
-            return -sum(torch.log(a.float().norm() + 1e-12) for a in acts.values())
+            total = sum(torch.log(a.float().norm() + 1e-12) for a in acts.values())
+            return -cast(Tensor, total)  # a tensor: there is at least one layer
         perturbed = pattern(images)
         if self.name == "dominant":  # one forward pass: the pattern alone, then x + p
             both = torch.cat([pattern.alone().to(perturbed.dtype), perturbed])
@@ -154,7 +155,7 @@ def find_pattern(
     for _ in rounds:
         for batch in batches:
             images = proxy_images(batch).to(device)
-            if pattern is None:
+            if pattern is None or optimizer is None:  # both made at the first batch
                 pattern = UniversalPattern(images.shape[1], images.shape[-1], eps, clip, canvas)
                 pattern = pattern.to(device)
                 optimizer = pattern_optimizer(pattern, lr, weight_decay)

@@ -32,6 +32,8 @@ class AgreementRate(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    agree: Tensor  # states (add_state)
+    total: Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -216,6 +216,8 @@ def phase_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The loss of one training step in ``phase``."""
     if phase.name == "blockwise":
+        if phase.block is None:
+            raise InversionError("A blockwise phase names the block it trains; this one has none.")
         return blockwise_loss(blocks, stack, phase.block, images, weights)
     if phase.name == "resync":
         return resync_loss(blocks, stack, images, weights)
