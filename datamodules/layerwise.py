@@ -31,7 +31,7 @@ from datamodules.noise import NoiseDataset
 from datamodules.sampling import world_and_rank
 from inversion.data.digits import SPLITS, load_digits_split
 from inversion.data.image_files import scan_image_folder
-from inversion.data.noise import NOISE_KINDS, noise_images
+from inversion.data.noise import NOISE_KINDS, NoiseKind, noise_images
 from inversion.data.synthesised import read_synthesised_folder
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
@@ -63,7 +63,12 @@ class NoiseBatches(Dataset):
     """Item s is the noise batch of training step s (seeded by seed, rank and step)."""
 
     def __init__(
-        self, kind: str, shape: tuple[int, int, int], batch_size: int, length: int, seed: int
+        self,
+        kind: NoiseKind,
+        shape: tuple[int, int, int],
+        batch_size: int,
+        length: int,
+        seed: int,
     ) -> None:
         self.kind, self.shape, self.batch_size = kind, shape, batch_size
         self.length, self.seed = length, seed

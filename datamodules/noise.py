@@ -7,7 +7,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import BaseDataModule
-from inversion.data.noise import NOISE_KINDS, noise_images
+from inversion.data.noise import NOISE_KINDS, NoiseKind, noise_images
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
 
@@ -21,7 +21,7 @@ class NoiseDataset(Dataset):
     """
 
     def __init__(
-        self, kind: str, length: int, channels: int, image_size: int, seed: int, std: float
+        self, kind: NoiseKind, length: int, channels: int, image_size: int, seed: int, std: float
     ) -> None:
         if kind not in NOISE_KINDS:
             raise InversionError(f"Unknown noise kind {kind!r}; choose one of {NOISE_KINDS}.")
@@ -57,7 +57,7 @@ class NoiseDataModule(BaseDataModule):
 
     def __init__(
         self,
-        kind: str = "gaussian",
+        kind: NoiseKind = "gaussian",
         num_samples: int = 1024,
         num_val_samples: int = 256,
         image_size: int = 32,

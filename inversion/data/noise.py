@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from inversion.errors import InversionError
 
-NOISE_KINDS = ("gaussian", "uniform", "smooth")
+NoiseKind = Literal["gaussian", "uniform", "smooth"]
+NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
 
 
 def noise_images(
-    kind: str,
+    kind: NoiseKind,
     num: int,
     channels: int,
     size: int,
