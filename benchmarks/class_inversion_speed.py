@@ -17,7 +17,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import ClassTargetsDataModule
 from inversion import build_classifier

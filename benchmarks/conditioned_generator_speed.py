@@ -20,7 +20,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import LatentsDataModule
 from inversion import build_classifier

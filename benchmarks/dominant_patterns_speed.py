@@ -18,7 +18,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
 from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier

@@ -19,7 +19,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
 from inversion import build_classifier
