@@ -31,6 +31,7 @@ from datamodules.sampling import ShardedSampler, world_and_rank
 from inversion.conditioned_generator import fixed_draws, train_batch
 from inversion.errors import InversionError
 
+
 class TrainBatches(Dataset):
     """Item ``key = epoch * length + b`` is training batch ``b`` of that epoch on this rank."""
 
@@ -46,8 +47,13 @@ class TrainBatches(Dataset):
 
     def __getitem__(self, key: int) -> dict[str, Tensor]:
         return train_batch(
-            self.seed, key, self.batch_size, self.latent_dim, self.num_classes,
-            self.rank, self.world,
+            self.seed,
+            key,
+            self.batch_size,
+            self.latent_dim,
+            self.num_classes,
+            self.rank,
+            self.world,
         )
 
 

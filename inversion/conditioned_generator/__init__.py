@@ -9,8 +9,8 @@ label / noise draws, ``recipe.py`` the options and their defaults
 
 Wiring: ``lightning_modules/conditioned_generator.py`` (``ConditionedGeneratorInversion``)
 and ``datamodules/conditioned_generator.py`` (``LatentsDataModule``); configs
-``configs/*/conditioned_generator*.yaml``; table
-``benchmarks/conditioned_generator_table.py`` (``python -m benchmarks.conditioned_generator_table``).
+``configs/*/conditioned_generator*.yaml``; table ``benchmarks/conditioned_generator_table.py``
+(``python -m benchmarks.conditioned_generator_table``).
 """
 
 
@@ -26,8 +26,8 @@ from inversion.conditioned_generator.draws import (
 from inversion.conditioned_generator.generator import (
     CONDITIONINGS,
     Condition,
-    Conditioning,
     ConditionedGenerator,
+    Conditioning,
     balanced_labels,
     check_labels,
     draw_latents,
@@ -42,6 +42,7 @@ from inversion.conditioned_generator.losses import (
     kl_to_condition,
     mean_pairwise_cosine,
 )
+from inversion.conditioned_generator.recipe import GeneratorRecipe
 from inversion.conditioned_generator.samples import (
     ADVERSARIAL_RULES,
     GENERATOR_KEY,
@@ -51,7 +52,6 @@ from inversion.conditioned_generator.samples import (
     sample_classes,
     write_class_folders,
 )
-from inversion.conditioned_generator.recipe import GeneratorRecipe
 from inversion.conditioned_generator.train import generator_step, train_generator
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inversion.conditioned_generator.generator import Conditioning, ConditionedGenerator
+from inversion.conditioned_generator.generator import ConditionedGenerator, Conditioning
 from inversion.conditioned_generator.losses import CosinePairs, GeneratorLoss
 from inversion.models import PENULTIMATE
 from inversion.options import with_fields

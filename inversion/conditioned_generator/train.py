@@ -43,7 +43,7 @@ def train_generator(
     steps: int,
     batch_size: int,
     seed: int,
-    recipe: GeneratorRecipe = GeneratorRecipe(),
+    recipe: GeneratorRecipe | None = None,
     device: torch.device | str | None = None,
 ) -> ConditionedGenerator:
     """Train a generator G(z, c) whose images the frozen ``classifier`` assigns to c.
@@ -61,7 +61,7 @@ def train_generator(
         steps: Optimisation steps.
         batch_size: Samples per step.
         seed: Seed of the initialisation, the draws and the dropout masks.
-        recipe: Generator, loss and optimiser options.
+        recipe: Generator, loss and optimiser options (default: ``GeneratorRecipe()``).
         device: Where to train (default: the classifier's device).
 
     Returns:
@@ -71,6 +71,7 @@ def train_generator(
         first = next(classifier.parameters(), None)
         device = "cpu" if first is None else first.device
     device = torch.device(device)
+    recipe = recipe or GeneratorRecipe()
     generator = recipe.new_generator(classifier.num_classes, seed).to(device)
     objective = recipe.loss()
     optimizer = recipe.optimizer(generator.parameters())
@@ -79,9 +80,7 @@ def train_generator(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for step in range(steps):
-            draws = train_batch(
-                seed, step, batch_size, recipe.latent_dim, classifier.num_classes
-            )
+            draws = train_batch(seed, step, batch_size, recipe.latent_dim, classifier.num_classes)
             batch = {k: v.to(device) for k, v in draws.items()}
             loss, _ = generator_step(generator, classifier, objective, batch)
             optimizer.zero_grad(set_to_none=True)

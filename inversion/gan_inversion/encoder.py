@@ -96,9 +96,7 @@ def new_encoder(generator: nn.Module, width: int, seed: int) -> ConvEncoder:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ConvEncoder(
-            generator.latent_dim, generator.channels, width, generator.image_size
-        )
+        return ConvEncoder(generator.latent_dim, generator.channels, width, generator.image_size)
 
 
 def latent_stream(batch: int, latent_dim: int, seed: int) -> Iterable[Tensor]:
