@@ -8,7 +8,7 @@ replication, ColorShift, cross-entropy, Adam, clamp; one stage, so no zoom trans
 - module: ``ClassInversion`` under a Lightning Trainer (steps timed between
   consecutive ``on_train_batch_end`` calls, so data loading and hooks are included).
 
-    python benchmarks/class_inversion_speed.py --target digits:cnn --batch 40 --ensemble 4
+    python -m benchmarks.class_inversion_speed --target digits:cnn --batch 40 --ensemble 4
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import fit_seconds_per_step, ratio_table, time_steps
 
+from benchmarks.timing import fit_seconds_per_step, ratio_table, time_steps
 from datamodules import ClassTargetsDataModule
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from

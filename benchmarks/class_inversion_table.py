@@ -6,8 +6,8 @@ optimisation steps, then score them with the other digits models (verifier top-1
 and IS / FID with digits:resnet features (FID against the digits train split). Wall time
 is the inversion alone, on this machine. The ablation varies PII's ensemble size.
 
-    python benchmarks/class_inversion_table.py            # prints both tables
-    python benchmarks/update_readme.py class_inversion    # writes them into README.md
+    python -m benchmarks.class_inversion_table            # prints both tables
+    python -m benchmarks.update_readme class_inversion    # writes them into README.md
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ cosine over same-class pairs, Adam):
   between consecutive ``on_train_batch_end`` calls, so data loading, logging and every
   hook are included).
 
-    python benchmarks/conditioned_generator_speed.py --target digits:cnn --batch 64
+    python -m benchmarks.conditioned_generator_speed --target digits:cnn --batch 64
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from datamodules import LatentsDataModule
 from inversion import build_classifier
 from inversion.conditioned_generator import ConditionedGenerator

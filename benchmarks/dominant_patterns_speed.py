@@ -9,7 +9,7 @@ batch together, Adam, projection into the L-inf ball):
 - module: ``DominantPatterns`` under a Lightning Trainer (steps timed between consecutive
   ``on_train_batch_end`` calls, so data loading and hooks are included).
 
-    python benchmarks/dominant_patterns_speed.py --target digits:cnn --batch 32
+    python -m benchmarks.dominant_patterns_speed --target digits:cnn --batch 32
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from inversion import build_classifier
 from inversion.dominant_patterns import (
     PatternObjective,

@@ -10,8 +10,8 @@ split (360 images): fooling rate (prediction changed vs the clean prediction), d
 (keyed by their recipe and the zoo model's), so the slow tests and this script share them;
 the time column is the optimisation's wall time when it ran.
 
-    python benchmarks/dominant_patterns_table.py              # prints the tables
-    python benchmarks/update_readme.py dominant_patterns      # writes them into README.md
+    python -m benchmarks.dominant_patterns_table              # prints the tables
+    python -m benchmarks.update_readme dominant_patterns      # writes them into README.md
 """
 
 from __future__ import annotations

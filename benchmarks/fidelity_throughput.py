@@ -6,7 +6,7 @@ statistics on either side); each side is timed ``--repeats`` times and the best 
 counts. Without ``--inception-weights`` a randomly initialised weights file is made
 (the timing does not depend on the weight values).
 
-    python benchmarks/fidelity_throughput.py --images 256 --device cpu
+    python -m benchmarks.fidelity_throughput --images 256 --device cpu
 """
 
 from __future__ import annotations
@@ -15,16 +15,39 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+def make_random_inception_weights(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised torch-fidelity InceptionV3 weights file (no download).
+
+    The batch-norm statistics are set from one batch of random images so that features
+    vary across images (with the default statistics, activations collapse).
+    """
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    cls = fe.FeatureExtractorInceptionV3
+    with (
+        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
+    ):
+        torch.manual_seed(seed)
+        net = cls("inception-v3-compat", ["2048", "logits_unbiased"])
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # running stats = this batch's stats
+    net.train()
+    with torch.no_grad():
+        net((torch.rand(8, 3, 64, 64) * 255).to(torch.uint8))
+    torch.save(net.state_dict(), path)
+    return path
 
 
 def write_folder(folder: Path, count: int, size: int, seed: int) -> None:
@@ -104,8 +127,6 @@ def main() -> None:
     write_folder(real, args.images, args.size, 1)
     weights = args.inception_weights
     if weights is None:
-        from inception_weights import make_random_inception_weights
-
         weights = str(make_random_inception_weights(root / "inception.pth"))
     total = 2 * args.images  # both sides embed the produced and the reference folder
     ours = min(

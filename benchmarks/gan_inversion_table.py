@@ -9,8 +9,8 @@ recovered code: PSNR against the clean G(z), before and after), and the projecti
 360 real test digits, which no encoder saw (PSNR of G(E(x)) against x). Encoders are
 cached by recipe hash.
 
-    python benchmarks/gan_inversion_table.py           # prints the table, writes the grid
-    python benchmarks/update_readme.py gan_inversion   # writes it into README.md
+    python -m benchmarks.gan_inversion_table           # prints the table, writes the grid
+    python -m benchmarks.update_readme gan_inversion   # writes it into README.md
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from inversion.gan_inversion import (
     ConvEncoder,
     EncoderWeights,
     build_generator,
-    encoder_loss,
     inversion_metrics,
+    train_encoder,
 )
 from inversion.metrics.reconstruction import psnr
 from inversion.paths import cache_dir, cached_torch_file
@@ -64,18 +64,16 @@ def trained_encoder(recipe: EncoderRecipe) -> tuple[ConvEncoder, float]:
     generator = build_generator("digits:dcgan")
 
     def train() -> dict:
-        torch.manual_seed(recipe.seed)
-        encoder = ConvEncoder(generator.latent_dim, width=recipe.width)
-        optimizer = torch.optim.Adam(encoder.parameters(), lr=recipe.lr)
-        weights = EncoderWeights(recipe.latent, recipe.cycle)
-        rng = torch.Generator().manual_seed(recipe.seed)
         start = time.perf_counter()
-        for _ in range(recipe.steps):
-            z = torch.randn(recipe.batch, generator.latent_dim, generator=rng)
-            loss, _ = encoder_loss(encoder, generator, z, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        encoder = train_encoder(
+            generator,
+            EncoderWeights(recipe.latent, recipe.cycle),
+            steps=recipe.steps,
+            batch=recipe.batch,
+            lr=recipe.lr,
+            width=recipe.width,
+            seed=recipe.seed,
+        )
         return {"state_dict": encoder.state_dict(), "seconds": time.perf_counter() - start}
 
     result = cached_torch_file(cache_dir() / "gan" / f"encoder-{recipe.key()}.pt", train)

@@ -13,7 +13,7 @@ Loops: bare (hand-written torch calls on the classifier's own modules), engine
 (``LayerwiseInversion`` under a Lightning Trainer, timed between consecutive
 ``on_train_batch_end`` calls, so data loading, logging and hooks are included).
 
-    python benchmarks/layerwise_speed.py --steps 20 --batch 32
+    python -m benchmarks.layerwise_speed --steps 20 --batch 32
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier
 from inversion.data.noise import noise_images

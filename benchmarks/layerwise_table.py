@@ -13,8 +13,8 @@ SSIM, and agreement (the target, and the independent digits:cnn, classify the
 reconstruction as they classify the original). Trained stacks are cached by recipe hash
 (``$INVERSION_CACHE/layerwise/``), so the slow tests reuse them.
 
-    python benchmarks/layerwise_table.py            # prints the tables, writes the grids
-    python benchmarks/update_readme.py layerwise    # writes them into README.md
+    python -m benchmarks.layerwise_table            # prints the tables, writes the grids
+    python -m benchmarks.update_readme layerwise    # writes them into README.md
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ floor is a bare PyTorch loop doing exactly that; our engine (``PGD`` + the updat
 model and batch. ``use_best`` (the robustness library's default, and ours) costs one more
 forward pass per step; the row without it is the like-for-like comparison.
 
-    python benchmarks/robust_prior_speed.py --model digits:cnn --batch 128 --steps 7
-    python benchmarks/robust_prior_speed.py --model timm:resnet50 --size 224 --batch 64 \\
+    python -m benchmarks.robust_prior_speed --model digits:cnn --batch 128 --steps 7
+    python -m benchmarks.robust_prior_speed --model timm:resnet50 --size 224 --batch 64 \\
         --precision bf16-mixed --channels-last          # on a GPU
 """
 
@@ -19,9 +19,9 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
-from timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from inversion import build_classifier
 from inversion.attacks import PGD
 from inversion.robust_prior import default_step_size

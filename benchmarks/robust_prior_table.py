@@ -12,8 +12,8 @@
 3. Figures (``docs/images/``): originals above their inversions by each model and layer,
    and the visualised top feature of one digit per class for each model.
 
-    python benchmarks/robust_prior_table.py              # prints the tables, writes figures
-    python benchmarks/update_readme.py robust_prior      # writes them into README.md
+    python -m benchmarks.robust_prior_table              # prints the tables, writes figures
+    python -m benchmarks.update_readme robust_prior      # writes them into README.md
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Write computed tables into README.md between ``<!-- table:NAME -->`` markers.
 
-    python benchmarks/update_readme.py zoo           # the embedded digits zoo
-    python benchmarks/update_readme.py real_digits   # metrics of the real digits
-    python benchmarks/update_readme.py class_inversion  # PII / DeepInversion / DeepDream
-    python benchmarks/update_readme.py robust_prior     # robust training, representation tools
-    python benchmarks/update_readme.py dominant_patterns  # universal patterns, transfer
-    python benchmarks/update_readme.py conditioned_generator  # network inversion, ablation
-    python benchmarks/update_readme.py layerwise     # zero-shot layer-wise inverters
-    python benchmarks/update_readme.py gan_inversion # GAN inversion and repair
+    python -m benchmarks.update_readme zoo           # the embedded digits zoo
+    python -m benchmarks.update_readme real_digits   # metrics of the real digits
+    python -m benchmarks.update_readme class_inversion  # PII / DeepInversion / DeepDream
+    python -m benchmarks.update_readme robust_prior     # robust training, representation tools
+    python -m benchmarks.update_readme dominant_patterns  # universal patterns, transfer
+    python -m benchmarks.update_readme conditioned_generator  # network inversion, ablation
+    python -m benchmarks.update_readme layerwise     # zero-shot layer-wise inverters
+    python -m benchmarks.update_readme gan_inversion # GAN inversion and repair
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -54,37 +54,37 @@ def _real_digits() -> str:
 
 
 def _class_inversion() -> str:
-    from class_inversion_table import tables
+    from benchmarks.class_inversion_table import tables
 
     return tables()
 
 
 def _robust_prior() -> str:
-    from robust_prior_table import tables
+    from benchmarks.robust_prior_table import tables
 
     return tables()
 
 
 def _dominant_patterns() -> str:
-    from dominant_patterns_table import tables
+    from benchmarks.dominant_patterns_table import tables
 
     return tables()
 
 
 def _conditioned_generator() -> str:
-    from conditioned_generator_table import tables
+    from benchmarks.conditioned_generator_table import tables
 
     return tables()
 
 
 def _layerwise() -> str:
-    from layerwise_table import tables
+    from benchmarks.layerwise_table import tables
 
     return tables()
 
 
 def _gan_inversion() -> str:
-    from gan_inversion_table import table
+    from benchmarks.gan_inversion_table import table
 
     return table()
 

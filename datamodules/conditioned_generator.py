@@ -5,8 +5,10 @@ normal latents, label-balanced classes (counts differ by at most one) and the ra
 of the hidden label encodings (the soft vector's noise), drawn together from one seed.
 
 - Training: ``batches_per_epoch`` fresh batches per epoch and process. Batch ``b`` of
-  epoch ``e`` on rank ``r`` of ``W`` is drawn from the seed ``(seed, e, b, r, W)``, so
-  processes never share a draw and a run is reproducible. The loader is resumable:
+  epoch ``e`` on rank ``r`` of ``W`` is ``train_batch(seed, e * batches_per_epoch + b,
+  ..., r, W)`` of ``inversion.conditioned_generator`` (the draws of its plain loop
+  ``train_generator``), so processes never share a draw and a run is reproducible.
+  The loader is resumable:
   its position is saved in checkpoints, so a run resumed mid-epoch draws the same
   batches as an uninterrupted one.
 - Validation and test: ``val_per_class`` / ``test_per_class`` draws of every class, fixed
@@ -26,28 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.class_inversion import rank_batches
 from datamodules.sampling import ShardedSampler, world_and_rank
-from inversion.conditioned_generator import balanced_labels, draw_latents
+from inversion.conditioned_generator import fixed_draws, train_batch
 from inversion.errors import InversionError
-
-SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
-
-
-def draw_batch(
-    num: int, latent_dim: int, num_classes: int, seed: int, label_offset: int = 0
-) -> dict[str, Tensor]:
-    """One seeded batch: balanced labels in random order, latents, encoding noise."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = balanced_labels(num, num_classes, generator, label_offset)
-    latent, noise = draw_latents(num, latent_dim, num_classes, generator)
-    return {"latent": latent, "label": labels, "noise": noise}
-
-
-def batch_seed(*parts: int) -> int:
-    """A 63-bit seed mixed from integers (stable across runs and platforms)."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = ((value ^ (part + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9) % (1 << 63)
-    return value
 
 
 class TrainBatches(Dataset):
@@ -64,9 +46,15 @@ class TrainBatches(Dataset):
         return self.length
 
     def __getitem__(self, key: int) -> dict[str, Tensor]:
-        seed = batch_seed(self.seed, SPLIT_SEEDS["train"], key, self.rank, self.world)
-        offset = (key * self.world + self.rank) * self.batch_size
-        return draw_batch(self.batch_size, self.latent_dim, self.num_classes, seed, offset)
+        return train_batch(
+            self.seed,
+            key,
+            self.batch_size,
+            self.latent_dim,
+            self.num_classes,
+            self.rank,
+            self.world,
+        )
 
 
 class EpochKeys(ShardedSampler):
@@ -207,10 +195,7 @@ class LatentsDataModule(pl.LightningDataModule):
         """All samples of the validation or test split (the same every call)."""
         num_classes, latent_dim = self._sizes()
         per_class = self.hparams.val_per_class if split == "val" else self.hparams.test_per_class
-        seed = batch_seed(self.hparams.seed, SPLIT_SEEDS[split])
-        draws = draw_batch(per_class * num_classes, latent_dim, num_classes, seed)
-        order = draws["label"].argsort(stable=True)  # class by class: grids and sheets read well
-        return {k: v[order] for k, v in draws.items()}
+        return fixed_draws(self.hparams.seed, split, per_class, latent_dim, num_classes)
 
     def _fixed_loader(self, split: str) -> DataLoader:
         draws = self.fixed_draws(split)

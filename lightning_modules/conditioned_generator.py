@@ -13,100 +13,88 @@ from torchmetrics.classification import MulticlassAccuracy
 from inversion.conditioned_generator import (
     GENERATOR_KEY,
     ClassDiversity,
-    ConditionedGenerator,
-    GeneratorLoss,
+    Conditioning,
+    CosinePairs,
+    GeneratorRecipe,
+    generator_step,
 )
 from inversion.errors import InversionError
-from inversion.models import PENULTIMATE
 from inversion.schedules import warmup_cosine_scheduler
+from inversion.seeds import derive_seed
 from lightning_modules.base import TargetTask
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
+RECIPE = GeneratorRecipe()  # the defaults of the recipe's init args
 
 
 class ConditionedGeneratorInversion(TargetTask):
     """Train a generator G(z, c) whose images a frozen classifier assigns to class c.
 
-    Pairs with ``LatentsDataModule`` (batches of latents, balanced labels and the hidden
-    encodings' noise). Only the generator is trained and saved; the classifier is rebuilt
-    from its spec. ``validation_step``/``test_step`` return ``{"images", "labels"}`` (the
-    conditioning labels) for ``ImageMetrics``/``ImageGrid``, and the module logs
-    ``target_top1`` (the target's accuracy on the samples), ``feature_cosine`` and
-    ``pixel_distance`` (within-class diversity, features of ``feature_layer``). Samples
-    are drawn with dropout on when ``dropout_at_sampling`` (the paper's setting), from
-    fixed draws and a fixed dropout seed, so epochs compare. Plain ``ddp`` works.
+    The Lightning shell of ``inversion.conditioned_generator.train_generator``: the same
+    generator (initialised from ``seed``), step (``generator_step``), Adam and warm-up +
+    cosine schedule over the run. Pairs with ``LatentsDataModule`` (batches of latents,
+    balanced labels and the hidden encodings' noise). Only the generator is trained and
+    saved; the classifier is rebuilt from its spec. ``validation_step``/``test_step``
+    return ``{"images", "labels"}`` (the conditioning labels) for
+    ``ImageMetrics``/``ImageGrid``, and the module logs ``target_top1`` (the target's
+    accuracy on the samples), ``feature_cosine`` and ``pixel_distance`` (within-class
+    diversity, features of ``feature_layer``). Samples are drawn with dropout on when
+    ``dropout_at_sampling`` (the paper's setting), from fixed draws and a fixed dropout
+    seed, so epochs compare. Plain ``ddp`` works.
+
+    The training dropout masks come from the global RNG (seed it, e.g. with
+    ``seed_everything``); checkpoints carry its state (``BaseTask``), so a resumed run
+    continues exactly.
 
     Args:
         classifier: Target classifier spec (frozen; not saved in checkpoints).
-        weights: Local weights file for the classifier.
-        pretrained: Download pretrained classifier weights (timm/torchvision).
-        classifier_num_classes: Classes of the classifier's head (default: its own).
-        input_size: Input size of fixed-size classifiers (ViTs, MLPs).
-        image_size: Side of the generated images (s x 2^n with s in 4..7: 32, 224, ...).
-        channels: Channels of the generated images.
-        latent_dim: Size of the latent z.
-        conditioning: ``onehot`` (baseline), ``vector`` (soft), ``matrix`` (hot matrix) or
-            ``vector_matrix``.
-        width: Channels of the generator's last stage (they double per stage inwards).
-        max_width: Largest channel count of the generator.
-        dropout: Dropout rate after every hidden layer of the generator.
-        dropout_at_sampling: Keep dropout on when sampling (validation, test, predict).
-        soft_scale: Inverse temperature of the soft conditioning vector.
-        matrix_size: Side of the hot matrix (default K, or ceil(sqrt(K)) above 32 classes).
-        kl_weight: Weight of KL(conditioning vector || softmax(logits)) (alpha).
-        ce_weight: Weight of the cross-entropy with the label (beta).
-        cosine_weight: Weight of the mean pairwise feature cosine (gamma).
-        cosine_pairs: ``all`` pairs of a batch (the paper) or ``same_class`` pairs.
-        orthogonality_weight: Weight of the feature Gram-to-identity penalty.
-        tv_weight: Weight of the L2 total-variation prior.
-        l2_weight: Weight of the image L2-norm prior.
-        feature_layer: Classifier layer of the feature terms and of ``feature_cosine``.
-        lr: Adam learning rate (linear warm-up, then cosine decay to 0 over the run).
-        betas: Adam betas.
-        weight_decay: Adam weight decay.
-        warmup_steps: Steps of linear learning-rate warm-up.
+        image_size ... warmup_steps: The fields of
+            ``inversion.conditioned_generator.GeneratorRecipe``, documented there; their
+            defaults are the recipe's.
         channels_last: Run generator and classifier in channels-last memory format.
-        seed: Seed of the dropout masks of validation/test samples.
+        seed: Seed of the generator's initialisation and of the dropout masks of
+            validation/test samples.
+        **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
+            ``input_size`` of the classifier (see :class:`TargetTask`).
     """
 
     def __init__(
         self,
         classifier: str = "digits:cnn",
-        weights: str | None = None,
-        pretrained: bool | None = None,
-        classifier_num_classes: int | None = None,
-        input_size: int | None = None,
-        image_size: int = 32,
-        channels: int = 1,
-        latent_dim: int = 64,
-        conditioning: str = "matrix",
-        width: int = 16,
-        max_width: int = 512,
-        dropout: float = 0.5,
-        dropout_at_sampling: bool = True,
-        soft_scale: float = 6.0,
-        matrix_size: int | None = None,
-        kl_weight: float = 1.0,
-        ce_weight: float = 1.0,
-        cosine_weight: float = 5.0,
-        cosine_pairs: str = "same_class",
-        orthogonality_weight: float = 0.0,
-        tv_weight: float = 0.0,
-        l2_weight: float = 0.0,
-        feature_layer: str = PENULTIMATE,
-        lr: float = 5e-3,
-        betas: tuple[float, float] = (0.5, 0.999),
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
+        image_size: int = RECIPE.image_size,
+        channels: int = RECIPE.channels,
+        latent_dim: int = RECIPE.latent_dim,
+        conditioning: Conditioning = RECIPE.conditioning,
+        width: int = RECIPE.width,
+        max_width: int = RECIPE.max_width,
+        dropout: float = RECIPE.dropout,
+        dropout_at_sampling: bool = RECIPE.dropout_at_sampling,
+        soft_scale: float = RECIPE.soft_scale,
+        matrix_size: int | None = RECIPE.matrix_size,
+        kl_weight: float = RECIPE.kl_weight,
+        ce_weight: float = RECIPE.ce_weight,
+        cosine_weight: float = RECIPE.cosine_weight,
+        cosine_pairs: CosinePairs = RECIPE.cosine_pairs,
+        orthogonality_weight: float = RECIPE.orthogonality_weight,
+        tv_weight: float = RECIPE.tv_weight,
+        l2_weight: float = RECIPE.l2_weight,
+        feature_layer: str = RECIPE.feature_layer,
+        lr: float = RECIPE.lr,
+        betas: tuple[float, float] = RECIPE.betas,
+        weight_decay: float = RECIPE.weight_decay,
+        warmup_steps: int = RECIPE.warmup_steps,
         channels_last: bool = False,
         seed: int = 0,
+        **target: Any,
     ) -> None:
-        super().__init__(classifier, weights, pretrained, classifier_num_classes, input_size)
-        self._pending_rng: dict[str, Any] | None = None
+        super().__init__(classifier, **target)
 
     # --- set-up -----------------------------------------------------------------------
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
+        self.recipe = GeneratorRecipe.from_dict(
+            {name: hp[name] for name in GeneratorRecipe.field_names()}
+        )
         classifier = self.frozen_target()
         if hp.feature_layer not in classifier.layer_names():
             raise InversionError(
@@ -114,32 +102,10 @@ class ConditionedGeneratorInversion(TargetTask):
                 f"{classifier.layer_names()[-8:]} (or any of classifier.layer_names())."
             )
         self.attach_frozen("classifier", classifier)  # not a submodule: never saved
-        self.generator = ConditionedGenerator(
-            classifier.num_classes,
-            image_size=hp.image_size,
-            channels=hp.channels,
-            latent_dim=hp.latent_dim,
-            conditioning=hp.conditioning,
-            width=hp.width,
-            max_width=hp.max_width,
-            dropout=hp.dropout,
-            dropout_at_sampling=hp.dropout_at_sampling,
-            soft_scale=hp.soft_scale,
-            matrix_size=hp.matrix_size,
-        )
+        self.generator = self.recipe.new_generator(classifier.num_classes, hp.seed)
 
     def configure_losses(self) -> None:  # noqa: D102
-        hp = self.hparams
-        self.objective = GeneratorLoss(
-            kl=hp.kl_weight,
-            ce=hp.ce_weight,
-            cosine=hp.cosine_weight,
-            orthogonality=hp.orthogonality_weight,
-            tv_l2=hp.tv_weight,
-            l2=hp.l2_weight,
-            feature_layer=hp.feature_layer,
-            cosine_pairs=hp.cosine_pairs,
-        )
+        self.objective = self.recipe.loss()
 
     def configure_metrics(self) -> None:  # noqa: D102
         hp = self.hparams
@@ -167,17 +133,12 @@ class ConditionedGeneratorInversion(TargetTask):
         if self.hparams.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.classifier.to(memory_format=torch.channels_last)
+        super().setup(stage)
 
     def configure_optimizers(self) -> dict[str, Any]:  # noqa: D102
-        hp = self.hparams
-        optimizer = torch.optim.Adam(
-            self.generator.parameters(),
-            lr=hp.lr,
-            betas=tuple(hp.betas),
-            weight_decay=hp.weight_decay,
-        )
+        optimizer = self.recipe.optimizer(self.generator.parameters())
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = warmup_cosine_scheduler(optimizer, total, hp.warmup_steps)
+        scheduler = warmup_cosine_scheduler(optimizer, total, self.recipe.warmup_steps)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
@@ -189,10 +150,7 @@ class ConditionedGeneratorInversion(TargetTask):
         return self.generator(latent, self.generator.encode(labels, noise))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
-        labels = batch["label"]
-        condition = self.generator.encode(labels, batch["noise"])
-        images = self.generator(batch["latent"], condition)
-        loss, parts = self.objective(self.classifier, images, labels, condition.target)
+        loss, parts = generator_step(self.generator, self.classifier, self.objective, batch)
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
             on_step=True,
@@ -207,7 +165,7 @@ class ConditionedGeneratorInversion(TargetTask):
         """Seed the global RNG (dropout masks) per batch and rank; restore it afterwards."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.hparams.seed * 1_000_003 + batch_idx * 1009 + self.global_rank)
+            torch.manual_seed(derive_seed(self.hparams.seed, batch_idx, self.global_rank))
             yield
 
     def _sample(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor] | None:
@@ -222,12 +180,6 @@ class ConditionedGeneratorInversion(TargetTask):
         self.diversity.update(features[layer], images, labels)
         return {"images": images, "labels": labels}
 
-    def _log_sample_metrics(self, prefix: str) -> None:
-        values = {"target_top1": self.target_accuracy.compute(), **self.diversity.compute()}
-        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=prefix == "val")
-        self.target_accuracy.reset()
-        self.diversity.reset()
-
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict | None:  # noqa: D102
         return self._sample(batch, batch_idx)
 
@@ -240,6 +192,10 @@ class ConditionedGeneratorInversion(TargetTask):
             images = self(batch["latent"], labels, batch["noise"])
         return {"images": images, "labels": labels, "index": batch["index"]}
 
+    def _log_sample_metrics(self, prefix: str) -> None:
+        metrics = {"target_top1": self.target_accuracy, "": self.diversity}
+        self.log_and_reset(prefix, metrics, prog_bar=prefix == "val")
+
     def on_validation_epoch_end(self) -> None:  # noqa: D102
         self._log_sample_metrics("val")
 
@@ -248,24 +204,9 @@ class ConditionedGeneratorInversion(TargetTask):
 
     # --- checkpoints ------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save the global RNG and the generator's init args.
+        """Save the RNG states (BaseTask) and the generator's init args.
 
-        The RNG draws the training dropout masks, so a resumed run continues exactly; the
-        init args let ``generator_from_checkpoint`` sample without the classifier.
+        The init args let ``generator_from_checkpoint`` sample without the classifier.
         """
-        rng = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        checkpoint["generator_rng"] = rng
+        super().on_save_checkpoint(checkpoint)
         checkpoint[GENERATOR_KEY] = dict(self.generator.init_args)  # generator_from_checkpoint
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the saved RNG for on_train_start (only a resumed fit restores it)."""
-        self._pending_rng = checkpoint.get("generator_rng")
-
-    def on_train_start(self) -> None:  # noqa: D102
-        if self._pending_rng is not None:
-            torch.set_rng_state(self._pending_rng["cpu"])
-            if "cuda" in self._pending_rng and self.device.type == "cuda":
-                torch.cuda.set_rng_state(self._pending_rng["cuda"], self.device)
-            self._pending_rng = None

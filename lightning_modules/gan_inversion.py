@@ -17,6 +17,7 @@ from inversion.gan_inversion import (
     build_generator,
     encoder_loss,
     inversion_metrics,
+    new_encoder,
 )
 from lightning_modules.base import BaseTask
 
@@ -26,6 +27,8 @@ METRICS = ("latent_mse", "latent_cosine", "psnr_corrupted", "psnr_repaired")
 class GANInversion(BaseTask):
     """Train an encoder E with G(E(x)) = x on pairs (z, G(z)) of a frozen generator.
 
+    The Lightning shell of ``inversion.gan_inversion.train_encoder``: the same encoder
+    (initialised from ``seed``), loss and Adam steps, on the DataModule's codes.
     Pairs with ``LatentCodesDataModule`` (codes only: the images are generated here, so no
     real image is a training input; anything else is refused). Validation/test on held-out
     codes log ``latent_mse``, ``latent_cosine`` (E(G(z)) against z), ``psnr_corrupted``
@@ -44,7 +47,7 @@ class GANInversion(BaseTask):
         lr: Adam learning rate.
         loss_weights: ``latent`` and ``cycle`` (see ``EncoderWeights``).
         patch: Side of the noise square that damages images for the repair metric.
-        seed: Seed of the damage.
+        seed: Seed of the encoder's initialisation and of the damage.
     """
 
     def __init__(
@@ -63,9 +66,7 @@ class GANInversion(BaseTask):
         hp = self.hparams
         generator = build_generator(hp.generator)
         self.attach_frozen("generator", generator)  # frozen: never saved
-        self.encoder = ConvEncoder(
-            generator.latent_dim, generator.channels, hp.width, generator.image_size
-        )
+        self.encoder: ConvEncoder = new_encoder(generator, hp.width, hp.seed)
         self.loss_weights = EncoderWeights.from_dict(hp.loss_weights)
 
     def configure_metrics(self) -> None:  # noqa: D102

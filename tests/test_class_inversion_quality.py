@@ -3,13 +3,9 @@
 They compute what the README's class-inversion table reports, at the same settings.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from class_inversion_table import OPTIONS, run  # noqa: E402
+from benchmarks.class_inversion_table import OPTIONS, run
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,15 @@ from inversion import InversionError, build_classifier
 from inversion.conditioned_generator import (
     ClassDiversity,
     GeneratorLoss,
+    GeneratorRecipe,
     adversarial_samples,
     feature_orthogonality,
     generator_from_checkpoint,
     kl_to_condition,
     mean_pairwise_cosine,
     sample_classes,
+    train_batch,
+    train_generator,
     write_class_folders,
 )
 from inversion.conditioned_generator.generator import (
@@ -291,6 +294,28 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     )
     for key, value in whole.generator.state_dict().items():
         torch.testing.assert_close(resumed.generator.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_module_is_train_generator():
+    """A few Trainer steps of the module = train_generator with the same seed and draws."""
+    seed, options = 3, {"conditioning": "vector_matrix", "warmup_steps": 2}
+    module = _module(seed=seed, **options)
+    classifier = build_classifier("digits:cnn").freeze()
+    recipe = GeneratorRecipe.from_dict({**TINY, "lr": 0.01, **options})
+    state = torch.get_rng_state()
+    expected = train_generator(classifier, steps=4, batch_size=10, seed=seed, recipe=recipe)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left alone
+    data = _data(batches_per_epoch=4, seed=seed)
+    data.configure(10, 8)
+    first = next(iter(data.train_dataloader()))
+    for key, value in train_batch(seed, 0, 10, 8, 10).items():
+        assert torch.equal(first[key], value)
+    torch.manual_seed(seed)  # the training dropout masks: train_generator's stream
+    quiet_trainer(max_epochs=1, limit_val_batches=0).fit(module, datamodule=data)
+    got = module.generator.state_dict()
+    assert got.keys() == expected.state_dict().keys()
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_autocast_runs(tmp_path):

@@ -2,17 +2,13 @@
 
 They compute what the README's conditioned-generator table reports, with the same run
 function and budget; the trained generators are cached and shared with the table command
-(``python benchmarks/update_readme.py conditioned_generator``), so after it (or a first
+(``python -m benchmarks.update_readme conditioned_generator``), so after it (or a first
 slow run) only the scoring runs.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from conditioned_generator_table import DEFAULTS, PLAIN, run  # noqa: E402
+from benchmarks.conditioned_generator_table import DEFAULTS, PLAIN, run
 
 pytestmark = pytest.mark.slow
 

@@ -4,17 +4,12 @@ They compute what the README's dominant-patterns table reports, at the same sett
 from the same cached patterns (eps 16/255, digits:cnn, 5 epochs of 40 batches).
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from dominant_patterns_table import MAIN_EPS, TARGET, PatternRecipe, control, run  # noqa: E402
-
-from inversion.data.digits import load_digits_split  # noqa: E402
-from inversion.dominant_patterns import score_pattern  # noqa: E402
-from inversion.models import build_classifier  # noqa: E402
+from benchmarks.dominant_patterns_table import MAIN_EPS, TARGET, PatternRecipe, control, run
+from inversion.data.digits import load_digits_split
+from inversion.dominant_patterns import score_pattern
+from inversion.models import build_classifier
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ import torch
 from trainers import quiet_trainer
 
 from datamodules import DigitsDataModule, LatentCodesDataModule
+from datamodules.gan_inversion import LatentBatches
 from inversion import InversionError
 from inversion.gan_inversion import (
     ConvEncoder,
@@ -13,7 +14,11 @@ from inversion.gan_inversion import (
     corrupt,
     encoder_loss,
     inversion_metrics,
+    latent_stream,
+    new_encoder,
+    train_encoder,
 )
+from inversion.seeds import derive_seed
 from lightning_modules import DCGANModule, GANInversion
 
 
@@ -119,3 +124,52 @@ def test_gan_inversion_trains_on_codes_only(dcgan_checkpoint, tmp_path):
     batch = next(iter(DigitsDataModule(batch_size=4).test_dataloader()))
     out = module.test_step(batch, 0)
     assert out["images"].shape == out["originals"].shape == (4, 1, 32, 32)
+
+
+def test_train_encoder_is_the_seeded_loop_it_replaced():
+    """The plain loop: encoder from torch.manual_seed(seed), codes from one seeded stream."""
+    generator = DCGANGenerator(latent_dim=4, width=8).eval().requires_grad_(False)
+    torch.manual_seed(3)
+    encoder = ConvEncoder(4, width=8)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+    rng = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        z = torch.randn(5, 4, generator=rng)
+        loss, _ = encoder_loss(encoder, generator, z, EncoderWeights())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    state = torch.get_rng_state()
+    trained = train_encoder(generator, steps=3, batch=5, width=8, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left alone
+    for key, value in encoder.state_dict().items():
+        torch.testing.assert_close(trained.state_dict()[key], value, rtol=1e-6, atol=1e-7)
+    first = next(iter(latent_stream(5, 4, 3)))
+    torch.testing.assert_close(first, torch.randn(5, 4, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(InversionError, match="ran out after 1 of 3"):
+        train_encoder(generator, steps=3, width=8, latents=[torch.randn(2, 4)])
+
+
+def test_gan_inversion_module_is_train_encoder(dcgan_checkpoint, tmp_path):
+    """A few Trainer steps of GANInversion = train_encoder on the DataModule's codes."""
+    path, _ = dcgan_checkpoint
+    module = GANInversion(generator=str(path), width=8, steps=4, lr=3e-3, seed=5)
+    generator = build_generator(str(path))
+    torch.testing.assert_close(
+        module.encoder.state_dict(), new_encoder(generator, 8, 5).state_dict(), rtol=0, atol=0
+    )
+    data = LatentCodesDataModule(latent_dim=8, batch_size=6, num_val=4, seed=7)
+    trainer(tmp_path, limit_val_batches=0).fit(module, datamodule=data)
+    codes = LatentBatches(8, 6, 4, derive_seed(7, 0))  # the DataModule's stream on rank 0
+    expected = train_encoder(
+        generator,
+        EncoderWeights(),
+        steps=4,
+        lr=3e-3,
+        width=8,
+        seed=5,
+        latents=[codes[step] for step in range(4)],
+    )
+    got = module.encoder.state_dict()
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6)

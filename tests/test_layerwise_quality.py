@@ -5,14 +5,10 @@ functions and settings (trained stacks and encoders are cached by recipe hash, s
 the table command they are only evaluated).
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gan_inversion_table import run as run_gan  # noqa: E402
-from layerwise_table import deep_rows, run  # noqa: E402
+from benchmarks.gan_inversion_table import run as run_gan
+from benchmarks.layerwise_table import deep_rows, run
 
 pytestmark = pytest.mark.slow
 STAGE2 = 3  # depth: stem, stage1, stage2

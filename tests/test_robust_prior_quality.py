@@ -3,13 +3,9 @@
 They compute what the README's robust-prior tables report, at the same settings.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from robust_prior_table import MODELS, inversion_metrics, robust_accuracy  # noqa: E402
+from benchmarks.robust_prior_table import MODELS, inversion_metrics, robust_accuracy
 
 pytestmark = pytest.mark.slow
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,8 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 
-CONDITIONINGS = ("onehot", "vector", "matrix", "vector_matrix")
+Conditioning = Literal["onehot", "vector", "matrix", "vector_matrix"]
+CONDITIONINGS: tuple[str, ...] = get_args(Conditioning)
 SMALLEST_START, LARGEST_START = 4, 7  # side of the first feature map (32 px -> 4, 224 px -> 7)
 
 
@@ -182,7 +184,7 @@ class ConditionedGenerator(nn.Module):
         image_size: int = 32,
         channels: int = 1,
         latent_dim: int = 64,
-        conditioning: str = "matrix",
+        conditioning: Conditioning = "matrix",
         width: int = 16,
         max_width: int = 512,
         dropout: float = 0.5,

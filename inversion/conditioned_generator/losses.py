@@ -12,7 +12,11 @@ image priors are those of :mod:`inversion.priors`.
 from __future__ import annotations
 
 import dataclasses
+<<<<<<< HEAD
 from typing import Any, cast
+=======
+from typing import Any, Literal, get_args
+>>>>>>> entry
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +26,8 @@ from inversion.errors import InversionError
 from inversion.models import PENULTIMATE, ImageClassifier
 from inversion.priors import l2_prior, total_variation_l2
 
-COSINE_PAIRS = ("all", "same_class")
+CosinePairs = Literal["all", "same_class"]
+COSINE_PAIRS: tuple[str, ...] = get_args(CosinePairs)
 
 
 def kl_to_condition(logits: Tensor, target: Tensor) -> Tensor:
@@ -96,7 +101,7 @@ class GeneratorLoss:
     tv_l2: float = 0.0
     l2: float = 0.0
     feature_layer: str = PENULTIMATE
-    cosine_pairs: str = "same_class"
+    cosine_pairs: CosinePairs = "same_class"
 
     def __post_init__(self) -> None:
         if self.cosine_pairs not in COSINE_PAIRS:

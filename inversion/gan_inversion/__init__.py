@@ -6,7 +6,8 @@ encoder, its losses, the repair metrics and the plain-PyTorch loop :func:`train_
 Wiring: ``lightning_modules/gan_inversion.py`` (``GANInversion``),
 ``lightning_modules/gan_inversion_dcgan.py`` (``DCGANModule``) and
 ``datamodules/gan_inversion.py`` (``LatentCodesDataModule``); configs
-``configs/digits/gan_inversion*.yaml``; table ``benchmarks/gan_inversion_table.py``.
+``configs/digits/gan_inversion*.yaml``; table ``benchmarks/gan_inversion_table.py``
+(``python -m benchmarks.gan_inversion_table``).
 """
 
 
@@ -26,6 +27,9 @@ from inversion.gan_inversion.encoder import (
     corrupt,
     encoder_loss,
     inversion_metrics,
+    latent_stream,
+    new_encoder,
+    train_encoder,
 )
 
 __all__ = [
@@ -41,5 +45,8 @@ __all__ = [
     "gan_step",
     "generator_from_checkpoint",
     "inversion_metrics",
+    "latent_stream",
+    "new_encoder",
     "train_digits_gan",
+    "train_encoder",
 ]

@@ -4,12 +4,14 @@ Loss for a batch of latent codes z (G frozen, x = G(z)):
 ``latent`` ||E(x) - z||^2 and ``cycle`` ||G(E(x)) - x||^2 (G(E(x)) = x: re-generating from
 the recovered code gives the image back). Re-generating from the code of a damaged
 image, G(E(x')), repairs it: :func:`corrupt` damages images, :func:`inversion_metrics`
-reports latent recovery, reconstruction and repair.
+reports latent recovery, reconstruction and repair. :func:`train_encoder` is the
+plain-PyTorch training loop (``GANInversion`` is its Lightning shell).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +86,70 @@ def encoder_loss(
         parts["cycle"] = F.mse_loss(generator(codes).float(), images.float())
         loss = loss + weights.cycle * parts["cycle"]
     return loss, parts
+
+
+def new_encoder(generator: nn.Module, width: int, seed: int) -> ConvEncoder:
+    """A fresh encoder for ``generator``'s codes and images, initialised from ``seed``.
+
+    The initialisation draws from the global RNG seeded with ``seed`` inside a fork, so the
+    caller's RNG state is left alone and the same seed gives the same encoder anywhere.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ConvEncoder(generator.latent_dim, generator.channels, width, generator.image_size)
+
+
+def latent_stream(batch: int, latent_dim: int, seed: int) -> Iterable[Tensor]:
+    """Endless batches of N(0, I) codes, all drawn in turn from one generator seeded ``seed``."""
+    rng = torch.Generator().manual_seed(seed)
+    while True:
+        yield torch.randn(batch, latent_dim, generator=rng)
+
+
+def train_encoder(
+    generator: nn.Module,
+    weights: EncoderWeights = EncoderWeights(),
+    steps: int = 600,
+    batch: int = 64,
+    lr: float = 1e-3,
+    width: int = 32,
+    seed: int = 0,
+    latents: Iterable[Tensor] | None = None,
+) -> ConvEncoder:
+    """Train an encoder of a frozen ``generator`` on generated pairs (z, G(z)) only.
+
+    Adam at ``lr`` on :func:`encoder_loss`, one batch of codes per step. The encoder is
+    :func:`new_encoder` (initialised from ``seed``); the codes are ``latents`` (one
+    batch per step, e.g. a ``LatentCodesDataModule``'s), by default :func:`latent_stream`
+    (``batch`` codes per step from one generator seeded with ``seed``).
+
+    Args:
+        generator: The frozen generator (``latent_dim``, ``channels``, ``image_size``).
+        weights: Weights of the loss terms.
+        steps: Optimisation steps.
+        batch: Codes per step (default stream only).
+        lr: Adam learning rate.
+        width: Channels of the encoder's first convolution.
+        seed: Seed of the encoder's initialisation and of the default codes.
+        latents: Batches of codes, at least ``steps`` of them.
+
+    Returns:
+        The trained encoder, in training mode (call ``.eval()`` to use it).
+    """
+    encoder = new_encoder(generator, width, seed)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
+    if latents is None:
+        latents = latent_stream(batch, generator.latent_dim, seed)
+    codes = iter(latents)
+    for step in range(steps):
+        z = next(codes, None)
+        if z is None:
+            raise InversionError(f"latents ran out after {step} of {steps} steps.")
+        loss, _ = encoder_loss(encoder, generator, z, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return encoder
 
 
 def corrupt(images: Tensor, patch: int, generator: torch.Generator | None = None) -> Tensor:
