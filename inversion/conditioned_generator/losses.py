@@ -12,11 +12,7 @@ image priors are those of :mod:`inversion.priors`.
 from __future__ import annotations
 
 import dataclasses
-<<<<<<< HEAD
-from typing import Any, cast
-=======
-from typing import Any, Literal, get_args
->>>>>>> entry
+from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
