@@ -13,6 +13,7 @@ is the inversion alone, on this machine. The ablation varies PII's ensemble size
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ ZOO = ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"]
 TARGETS = ["digits:cnn", "digits:vit", "digits:mlp"]
 IMAGES_PER_CLASS = 4
 # Equal budgets: PII 7 zoom stages x 40 steps; DeepDream/DeepInversion 180 + 100 steps.
-OPTIONS = {
+OPTIONS: dict[str, dict[str, Any]] = {  # recipe options (recipe_from)
     "pii": {
         "steps_per_stage": 40,
         "ensemble": 4,

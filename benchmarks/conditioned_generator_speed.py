@@ -17,17 +17,20 @@ cosine over same-class pairs, Adam):
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
 from datamodules import LatentsDataModule
 from inversion import build_classifier
 from inversion.conditioned_generator import ConditionedGenerator
+from inversion.errors import InversionError
 from lightning_modules import ConditionedGeneratorInversion
 
-OPTIONS = {
+OPTIONS: dict[str, Any] = {  # init args of the generator and of the module
     "conditioning": "matrix",
     "dropout": 0.5,
     "latent_dim": 64,
@@ -40,8 +43,13 @@ def bare_loop(target: str, batch: int, steps: int, device: str, precision: str) 
     classifier = build_classifier(target).freeze().to(device)
     k = classifier.num_classes
     generator = ConditionedGenerator(k, 32, 1, **OPTIONS).to(device)
+    matrix_project = generator.matrix_project
+    if matrix_project is None:  # OPTIONS conditioning is "matrix": it has one
+        raise InversionError("the bare loop needs a generator with matrix conditioning.")
     optimizer = torch.optim.Adam(generator.parameters(), lr=5e-3, betas=(0.5, 0.999))
-    features = {}
+    features: dict[str, Tensor] = {}
+    if classifier.head is None:
+        raise InversionError(f"{target} has no known classification head to read features at.")
     head = classifier.net.get_submodule(classifier.head)
     head.register_forward_pre_hook(lambda _m, inputs: features.update(x=inputs[0]))
     labels = torch.arange(batch, device=device) % k
@@ -54,7 +62,7 @@ def bare_loop(target: str, batch: int, steps: int, device: str, precision: str) 
         latent = torch.randn(batch, 64, device=device)
         kind = device.split(":")[0]
         with torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=autocast):
-            x = torch.cat([generator.project(latent), generator.matrix_project(matrix)], 1)
+            x = torch.cat([generator.project(latent), matrix_project(matrix)], 1)
             for stage in generator.stages:
                 x = stage(F.interpolate(x, scale_factor=2, mode="nearest"))
             images = torch.sigmoid(generator.to_image(x))

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,8 +83,11 @@ def trained_encoder(recipe: EncoderRecipe) -> tuple[ConvEncoder, float]:
     return encoder.eval(), result["seconds"]
 
 
-def run(recipe: EncoderRecipe = EncoderRecipe()) -> dict[str, float]:
-    """Scores of one encoder on held-out codes and on the real test digits."""
+def run(recipe: EncoderRecipe = EncoderRecipe()) -> dict[str, Any]:
+    """Scores of one encoder on held-out codes and on the real test digits, and images.
+
+    Floats by metric name, and ``images``: the first 8 of each row of the grid.
+    """
     generator = build_generator("digits:dcgan")
     encoder, seconds = trained_encoder(recipe)
     z = torch.randn(HELD_OUT, generator.latent_dim, generator=torch.Generator().manual_seed(1))

@@ -116,13 +116,13 @@ def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> f
 
 def module_loop(phase: str, steps: int, batch: int, device: str) -> float:
     """Seconds per training step of the LightningModule."""
-    counts = (
-        {"blockwise_steps": steps, "resync_steps": 0}
-        if phase == "blockwise"
-        else {"blockwise_steps": 0, "resync_steps": steps * len(LAYERS)}
-    )
+    blockwise_steps, resync_steps = (steps, 0) if phase == "blockwise" else (0, steps * len(LAYERS))
     module = LayerwiseInversion(
-        classifier="digits:resnet", layers=LAYERS, export_path=None, **counts
+        classifier="digits:resnet",
+        layers=LAYERS,
+        export_path=None,
+        blockwise_steps=blockwise_steps,
+        resync_steps=resync_steps,
     )
     data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
     return fit_seconds_per_step(module, device, StepTimer(warmup=2), datamodule=data)

@@ -25,6 +25,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -33,6 +34,7 @@ from datamodules.layerwise import FolderBatches, NoiseBatches
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
+from inversion.data.noise import NoiseKind
 from inversion.data.synthesised import read_synthesised_folder, write_manifest, write_png
 from inversion.layerwise import BlockOptions, InverterStack, LossWeights, Schedule, train_stack
 from inversion.metrics.reconstruction import agreement, psnr, ssim
@@ -51,7 +53,7 @@ SOURCES = ("smooth", "gaussian", "uniform", "synthesised")
 METHODS = ("layerwise", "blockwise", "naive")
 FORMAT = 1
 # Synthesised training images: DeepInversion of the target, 32 per class.
-SYNTHESIS = {
+SYNTHESIS: dict[str, Any] = {
     "recipe": "deepinversion",
     "options": {"low_res_steps": 180, "steps_per_stage": 100, "warmup_steps": 20},
     "per_class": 32,
@@ -123,9 +125,12 @@ def batches(recipe: Recipe):
     if recipe.source == "synthesised":
         files, labels = read_synthesised_folder(synthesised_folder(recipe.target))
         images = ImageFolderDataset(files, labels, 32, 1, train=False)
-        data = FolderBatches(images, recipe.batch, length, recipe.seed)
+        data: FolderBatches | NoiseBatches = FolderBatches(
+            images, recipe.batch, length, recipe.seed
+        )
     else:
-        data = NoiseBatches(recipe.source, (1, 32, 32), recipe.batch, length, recipe.seed)
+        kind = cast(NoiseKind, recipe.source)  # every source but synthesised is a noise kind
+        data = NoiseBatches(kind, (1, 32, 32), recipe.batch, length, recipe.seed)
     return lambda step: data[step][0]
 
 
@@ -234,7 +239,7 @@ def main_table() -> str:
 
 
 ABLATION_DEPTH = 3
-ABLATIONS = {
+ABLATIONS: dict[str, dict[str, Any]] = {  # Recipe overrides
     "default (batch norm, cycle terms)": {},
     "no cycle terms": {"weights": (("cycle", 0.0), ("resync_cycle", 0.0))},
     "no normalisation": {"block": (("norm", "none"),)},
@@ -269,7 +274,12 @@ def ablation_table() -> str:
 # The layer-wise and the time-matched naive rows are repeated with another seed (the
 # initialisation and the noise).
 DEEP_DEPTHS = (4, 7, 10)  # after stage1.2, stage2.2, stage3.2: 7, 13, 19 convolutions
-DEEP = {"target": DEEP_TARGET, "stack_depth": 10, "block_steps": 300, "resync_steps": 300}
+DEEP: dict[str, Any] = {
+    "target": DEEP_TARGET,
+    "stack_depth": 10,
+    "block_steps": 300,
+    "resync_steps": 300,
+}
 DEEP_NO_CYCLE = {**DEEP, "weights": (("cycle", 0.0), ("resync_cycle", 0.0))}
 DEEP_NAIVE_STEPS = 1100
 DEEP_NAIVE = {**DEEP, "naive_steps": DEEP_NAIVE_STEPS}  # about the layer-wise time

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -42,7 +43,9 @@ class StepTimer(pl.Callback):
     """
 
     def __init__(self, warmup: int = 10) -> None:
-        self.warmup, self.times, self.last = warmup, [], None
+        self.warmup = warmup
+        self.times: list[float] = []
+        self.last: float | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sync(pl_module.device)
@@ -66,7 +69,7 @@ def fit_seconds_per_step(
     *,
     datamodule: pl.LightningDataModule | None = None,
     train_dataloaders: object = None,
-    **trainer_options: object,
+    **trainer_options: Any,
 ) -> float:
     """Seconds per training step of ``module`` under a Trainer that does nothing else.
 

@@ -18,14 +18,14 @@ of the hidden label encodings (the soft vector's noise), drawn together from one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sized
+from typing import Any, cast
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.base import BaseDataModule
 from datamodules.class_inversion import rank_batches
 from datamodules.sampling import ShardedSampler, world_and_rank
 from inversion.conditioned_generator import fixed_draws, train_batch
@@ -69,8 +69,9 @@ class EpochKeys(ShardedSampler):
         self.skip = 0
 
     def __iter__(self) -> Iterator[int]:
-        start = self.epoch * len(self.dataset)
-        return iter(range(start + self.skip, start + len(self.dataset)))
+        length = len(cast(Sized, self.dataset))
+        start = self.epoch * length
+        return iter(range(start + self.skip, start + length))
 
 
 class ResumableLoader(DataLoader):
@@ -91,8 +92,9 @@ class ResumableLoader(DataLoader):
         )
         self.delivered = 0
 
-    def __iter__(self) -> Iterator[Any]:
-        sampler: EpochKeys = self.sampler
+    # torch types __iter__ as returning its own iterator class; Lightning only iterates it
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        sampler = cast(EpochKeys, self.sampler)
         self.delivered = sampler.skip
         batches = super().__iter__()  # reads the sampler's keys (and its skip) now
         sampler.skip = 0  # a resumed prefix is skipped once, in the resumed epoch only
@@ -105,12 +107,13 @@ class ResumableLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         """Epoch and batches delivered in it."""
-        return {"epoch": int(self.sampler.epoch), "delivered": self.delivered}
+        return {"epoch": int(cast(EpochKeys, self.sampler).epoch), "delivered": self.delivered}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue after the batches delivered before the checkpoint."""
-        self.sampler.set_epoch(state["epoch"])
-        self.sampler.skip = state["delivered"] % len(self.dataset)
+        sampler = cast(EpochKeys, self.sampler)
+        sampler.set_epoch(state["epoch"])
+        sampler.skip = state["delivered"] % len(cast(Sized, self.dataset))
 
 
 class FixedDraws(Dataset):
@@ -127,7 +130,7 @@ class FixedDraws(Dataset):
         return {**{k: v[index] for k, v in self.draws.items()}, "index": index}
 
 
-class LatentsDataModule(pl.LightningDataModule):
+class LatentsDataModule(BaseDataModule):
     """Synthetic (latent, label) batches for a conditioned generator.
 
     ``num_classes`` and ``latent_dim`` default to the model's (a generator module fills

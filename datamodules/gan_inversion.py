@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
+from typing import cast
+
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.base import BaseDataModule
 from datamodules.layerwise import StepSampler
 from datamodules.sampling import world_and_rank
 from inversion.errors import InversionError
@@ -34,7 +36,7 @@ class LatentBatches(Dataset):
         return torch.randn(self.batch_size, self.latent_dim, generator=generator)
 
 
-class LatentCodesDataModule(pl.LightningDataModule):
+class LatentCodesDataModule(BaseDataModule):
     """Gaussian latent codes: one training batch per step, and held-out codes to evaluate.
 
     A generator-inversion module trains only on these (it generates the images itself),
@@ -80,7 +82,8 @@ class LatentCodesDataModule(pl.LightningDataModule):
         hp = self.hparams
         generator = torch.Generator().manual_seed(derive_seed(hp.seed, HELD_OUT + offset))
         codes = torch.randn(hp.num_val, hp.latent_dim, generator=generator)
-        return DataLoader(codes, batch_size=hp.batch_size)
+        # a tensor is a map-style dataset (rows by index, a length); torch types a Dataset
+        return DataLoader(cast(Dataset, codes), batch_size=hp.batch_size)
 
     def val_dataloader(self) -> DataLoader:  # noqa: D102
         return self._held_out(1)

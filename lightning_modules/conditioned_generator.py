@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -19,6 +20,7 @@ from inversion.conditioned_generator import (
     generator_step,
 )
 from inversion.errors import InversionError
+from inversion.models import ImageClassifier
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.seeds import derive_seed
 from lightning_modules.base import TargetTask
@@ -57,6 +59,8 @@ class ConditionedGeneratorInversion(TargetTask):
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
+
+    classifier: ImageClassifier  # attached frozen (attach_frozen): not a submodule
 
     def __init__(
         self,
@@ -123,19 +127,20 @@ class ConditionedGeneratorInversion(TargetTask):
 
     def setup(self, stage: str) -> None:
         """Check the pairing and give the data module the model's sizes."""
-        datamodule = self.trainer.datamodule
-        if not hasattr(datamodule, "configure"):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        configure = getattr(datamodule, "configure", None)
+        if configure is None:
             raise InversionError(
                 "ConditionedGeneratorInversion needs a LatentsDataModule (latents and labels); "
                 f"got {type(datamodule).__name__}."
             )
-        datamodule.configure(self.classifier.num_classes, self.hparams.latent_dim)
+        configure(self.classifier.num_classes, self.hparams.latent_dim)
         if self.hparams.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.classifier.to(memory_format=torch.channels_last)
         super().setup(stage)
 
-    def configure_optimizers(self) -> dict[str, Any]:  # noqa: D102
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:  # noqa: D102
         optimizer = self.recipe.optimizer(self.generator.parameters())
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = warmup_cosine_scheduler(optimizer, total, self.recipe.warmup_steps)

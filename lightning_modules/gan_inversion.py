@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -13,6 +13,7 @@ from inversion import seeds
 from inversion.errors import InversionError
 from inversion.gan_inversion import (
     ConvEncoder,
+    DCGANGenerator,
     EncoderWeights,
     build_generator,
     encoder_loss,
@@ -49,6 +50,8 @@ class GANInversion(BaseTask):
         patch: Side of the noise square that damages images for the repair metric.
         seed: Seed of the encoder's initialisation and of the damage.
     """
+
+    generator: DCGANGenerator  # attached frozen (attach_frozen): not a submodule
 
     def __init__(
         self,
@@ -117,7 +120,7 @@ class GANInversion(BaseTask):
             self.encoder, self.generator, batch, self.hparams.patch, rng
         )
         for name in METRICS:
-            self.metrics[name].update(metrics[name])
+            cast(MeanMetric, self.metrics[name]).update(metrics[name])  # ModuleDict: a Module
         return {
             "images": images["reconstructed"],
             "originals": images["original"],

@@ -119,6 +119,5 @@ class GeneratorRecipe:
 
     def optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Adam:
         """Adam with the recipe's rate, betas and weight decay."""
-        return torch.optim.Adam(
-            parameters, lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay
-        )
+        betas = (self.betas[0], self.betas[1])  # a tuple even when given a list
+        return torch.optim.Adam(parameters, lr=self.lr, betas=betas, weight_decay=self.weight_decay)

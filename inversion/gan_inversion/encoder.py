@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,9 @@ from torch import Tensor, nn
 from inversion.errors import InversionError
 from inversion.metrics.reconstruction import psnr, ssim
 from inversion.options import with_fields
+
+if TYPE_CHECKING:  # dcgan imports ConvEncoder from here
+    from inversion.gan_inversion.dcgan import DCGANGenerator
 
 
 class ConvEncoder(nn.Module):
@@ -88,7 +92,7 @@ def encoder_loss(
     return loss, parts
 
 
-def new_encoder(generator: nn.Module, width: int, seed: int) -> ConvEncoder:
+def new_encoder(generator: DCGANGenerator, width: int, seed: int) -> ConvEncoder:
     """A fresh encoder for ``generator``'s codes and images, initialised from ``seed``.
 
     The initialisation draws from the global RNG seeded with ``seed`` inside a fork, so the
@@ -107,7 +111,7 @@ def latent_stream(batch: int, latent_dim: int, seed: int) -> Iterable[Tensor]:
 
 
 def train_encoder(
-    generator: nn.Module,
+    generator: DCGANGenerator,
     weights: EncoderWeights = EncoderWeights(),
     steps: int = 600,
     batch: int = 64,
