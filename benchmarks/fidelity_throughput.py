@@ -18,36 +18,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
 from PIL import Image
 
-
-def make_random_inception_weights(path: Path, seed: int = 0) -> Path:
-    """A randomly initialised torch-fidelity InceptionV3 weights file (no download).
-
-    The batch-norm statistics are set from one batch of random images so that features
-    vary across images (with the default statistics, activations collapse).
-    """
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    cls = fe.FeatureExtractorInceptionV3
-    with (
-        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
-    ):
-        torch.manual_seed(seed)
-        net = cls("inception-v3-compat", ["2048", "logits_unbiased"])
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running stats = this batch's stats
-    net.train()
-    with torch.no_grad():
-        net((torch.rand(8, 3, 64, 64) * 255).to(torch.uint8))
-    torch.save(net.state_dict(), path)
-    return path
+from benchmarks.inception_weights import make_random_inception_weights
 
 
 def write_folder(folder: Path, count: int, size: int, seed: int) -> None:

@@ -24,7 +24,7 @@ def _offline_hubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init InceptionV3 weights file in torch-fidelity's format."""
-    from inception_weights import make_random_inception_weights
+    from benchmarks.inception_weights import make_random_inception_weights
 
     return make_random_inception_weights(tmp_path_factory.mktemp("inception") / "inc.pth")
 

@@ -1,5 +1,7 @@
 """A randomly initialised InceptionV3 weights file for torch-fidelity (no download).
 
+For the throughput benchmark and the tests, which must not download the real weights.
+
 The batch-norm statistics are set from one batch of random images so that features
 vary across images (with the default statistics, activations collapse).
 """
@@ -13,6 +15,7 @@ import torch
 
 
 def make_random_inception_weights(path: Path, seed: int = 0) -> Path:
+    """Write random InceptionV3 weights for torch-fidelity to ``path``; returns it."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     cls = fe.FeatureExtractorInceptionV3
