@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.outputs import produced_images
 from inversion.metrics.scorer import ImageScorer
@@ -20,7 +21,9 @@ class ImageMetrics(pl.Callback):
 
     Metrics are torchmetrics states on the module's device, synced across DDP
     processes; they are logged as ``val/<metric>``/``test/<metric>`` scalars and as
-    TensorBoard hparams metrics (``hp/...``), and kept in :attr:`results`.
+    ``hp/val/<metric>``/``hp/test/<metric>`` (TensorBoard hparams metrics under a
+    :class:`~lightning.pytorch.loggers.TensorBoardLogger`, plain metrics under any other
+    logger, e.g. CSV), and kept in :attr:`results`. Every configured logger gets them.
 
     Args:
         verifiers: Classifier specs that did not produce the images (top-1/top-5 each).
@@ -32,7 +35,7 @@ class ImageMetrics(pl.Callback):
         splits: Inception Score splits.
         reference: FID reference: ``digits:SPLIT`` or an image folder (statistics cached);
             None uses the ``reference`` images the module returns.
-        log_hparams: Also record the metrics as TensorBoard hparams metrics.
+        log_hparams: Also record the metrics as ``hp/...`` (TensorBoard: hparams metrics).
     """
 
     def __init__(
@@ -117,9 +120,13 @@ class ImageMetrics(pl.Callback):
         self.results[prefix] = results
         for key, value in results.items():
             pl_module.log(f"{prefix}/{key}", value)
-        if self.log_hparams and trainer.logger is not None and trainer.is_global_zero:
+        if self.log_hparams and trainer.is_global_zero:
             metrics = {f"hp/{prefix}/{key}": value for key, value in results.items()}
-            trainer.logger.log_hyperparams(dict(pl_module.hparams), metrics)
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):  # the only one with hparams metrics
+                    logger.log_hyperparams(dict(pl_module.hparams), metrics)
+                else:
+                    logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
         self._finish(trainer, pl_module, "val")

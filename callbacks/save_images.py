@@ -24,7 +24,8 @@ class SaveImages(pl.Callback):
     file. That stamp is what lets a zero-shot module (``LayerwiseInversion``) train on
     the folder through ``SyntheticImagesDataModule(source=DIRPATH)``. Each epoch of a
     chosen stage replaces the folder's previous stamped images; a folder holding
-    anything else is refused.
+    anything else is refused, and so is a stamp listing a file outside the folder
+    (nothing is deleted outside ``dirpath``).
 
     Args:
         dirpath: The output folder.
@@ -44,16 +45,37 @@ class SaveImages(pl.Callback):
     def _active(self, trainer: pl.Trainer, stage: str) -> bool:
         return stage in self.stages and not trainer.sanity_checking
 
+    def _stamped_files(self) -> list[Path]:
+        """The files the folder's stamp lists, each checked to resolve inside the folder.
+
+        Symlinks are followed (the file's own and its folders'), so a listed path that leads
+        outside ``dirpath`` by ``..``, an absolute path or a symlink is refused before
+        anything is deleted: only a stamp SaveImages did not write lists one.
+        """
+        root = self.dirpath.resolve()
+        files = []
+        for relative in read_manifest(self.dirpath)["files"]:
+            path = (root / relative).resolve()
+            if root not in path.parents or path.is_dir():
+                where = "a folder" if root in path.parents else f"outside {root}"
+                raise InversionError(
+                    f"SaveImages: {root / MANIFEST} lists {relative!r}, which resolves to "
+                    f"{path}, {where}; SaveImages did not write that stamp, so nothing was "
+                    "deleted. Choose a new folder, or remove the stamp by hand."
+                )
+            files.append(self.dirpath / relative)  # a symlink inside: the link, not its target
+        return files
+
     def _clear(self) -> None:
         """Remove what an earlier epoch stamped; refuse a folder with anything else."""
         if not self.dirpath.exists():
             return
         if (self.dirpath / MANIFEST).is_file():
-            for relative in read_manifest(self.dirpath)["files"]:
-                (self.dirpath / relative).unlink(missing_ok=True)
-            (self.dirpath / MANIFEST).unlink()
+            for path in self._stamped_files():
+                path.unlink(missing_ok=True)
+            (self.dirpath / MANIFEST).unlink(missing_ok=True)
             for folder in self.dirpath.iterdir():
-                if folder.is_dir() and not any(folder.iterdir()):
+                if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                     folder.rmdir()
         if any(self.dirpath.iterdir()):
             raise InversionError(

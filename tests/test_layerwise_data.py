@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from trainers import quiet_trainer
 
 import train
-from datamodules import SyntheticImagesDataModule
+from callbacks import SaveImages
+from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError
 from inversion.data.image_files import scan_image_folder
 from inversion.data.synthesised import MANIFEST, read_synthesised_folder, write_manifest, write_png
+from lightning_modules import RealImages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,3 +121,50 @@ def test_noise_batches_are_indexed_by_step_and_rank_free_of_order():
     assert not torch.equal(batches[0][0], batches[1][0])
     with pytest.raises(InversionError, match="choose one of"):
         SyntheticImagesDataModule(source="smooth", evaluate_on="digits:holdout").val_dataloader()
+
+
+def _save_real_images(folder: Path, root: Path):
+    saver = SaveImages(dirpath=str(folder), stages=["test"])
+    trainer = quiet_trainer(callbacks=[saver], limit_test_batches=1, default_root_dir=str(root))
+    trainer.test(RealImages(), datamodule=DigitsDataModule(batch_size=8))
+    return saver
+
+
+def test_save_images_rerun_replaces_its_own_images(tmp_path):
+    folder = tmp_path / "out"
+    _save_real_images(folder, tmp_path)
+    stale = folder / "3" / "0-000099.png"  # listed by the stamp: an earlier run's image
+    write_png(torch.zeros(1, 32, 32), stale)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"]["3/0-000099.png"] = "0" * 64
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    _save_real_images(folder, tmp_path)
+    listed = set(json.loads((folder / MANIFEST).read_text())["files"])
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png")}
+    assert not stale.exists() and on_disk == listed and len(listed) == 8
+
+
+@pytest.mark.parametrize("escape", ["dotdot", "absolute", "symlink", "symlinked_folder"])
+def test_save_images_never_deletes_outside_its_folder(tmp_path, escape):
+    outside = tmp_path / "outside"
+    victim = outside / "victim.png"
+    write_png(torch.zeros(1, 32, 32), victim)
+    folder = tmp_path / "out"
+    own = {"0/0-000000.png": write_png(torch.ones(1, 32, 32), folder / "0" / "0-000000.png")}
+    if escape == "dotdot":
+        entry = "../outside/victim.png"
+    elif escape == "absolute":
+        entry = str(victim)
+    elif escape == "symlink":
+        entry = "1/0-000001.png"
+        (folder / "1").mkdir()
+        (folder / entry).symlink_to(victim)
+    else:
+        entry = "link/victim.png"
+        (folder / "link").symlink_to(outside, target_is_directory=True)
+    write_manifest(folder, {**own, entry: "0" * 64}, {"module": "ClassInversion"})
+    with pytest.raises(InversionError, match=f"lists '{entry}'.*outside") as error:
+        _save_real_images(folder, tmp_path)
+    assert "nothing was deleted" in str(error.value)
+    assert victim.is_file() and (folder / MANIFEST).is_file()
+    assert (folder / "0" / "0-000000.png").is_file()  # refused before deleting anything
