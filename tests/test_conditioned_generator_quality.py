@@ -1,7 +1,8 @@
 """Slow quality checks of the conditioned generator on digits (python -m pytest -m slow).
 
 They compute what the README's conditioned-generator table reports, with the same run
-function and budget; the trained generators are cached and shared with the table command
+function and budget (one seed: no claim ranks the ingredients, see the README); the
+trained generators are cached and shared with the table command
 (``python -m benchmarks.update_readme conditioned_generator``), so after it (or a first
 slow run) only the scoring runs.
 """
@@ -35,12 +36,6 @@ def test_defaults_reach_the_target_classes_on_other_architectures(target):
 def test_defaults_keep_target_accuracy_and_are_more_diverse_than_plain(plain, defaults):
     assert defaults["target_top1"] >= plain["target_top1"] - 0.05
     assert defaults["feature_cosine"] < plain["feature_cosine"] - 0.02
-
-
-def test_dropout_spreads_the_samples_of_a_class(plain):
-    dropout = run("digits:cnn", {**PLAIN, "dropout": 0.5})
-    assert dropout["pixel_distance"] > plain["pixel_distance"] + 0.03
-    assert dropout["target_top1"] > 0.9
 
 
 def test_a_fifth_of_the_samples_are_adversarial_for_the_verifiers(defaults):
