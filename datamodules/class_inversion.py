@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sized
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -29,21 +31,35 @@ class TargetBatches(Dataset):
     """Pre-built batches of targets, each repeated ``repeat`` times in a row.
 
     Item i is ``{"index": target indices, "label": their classes, "step": i % repeat}``
-    for the batch ``i // repeat``; items before ``start`` are skipped (resuming).
+    for the batch ``i // repeat``: item i is step i of the whole schedule, resumed or not.
     """
 
-    def __init__(
-        self, batches: list[list[int]], labels: Tensor, repeat: int = 1, start: int = 0
-    ) -> None:
-        self.batches, self.labels, self.repeat, self.start = batches, labels, repeat, start
+    def __init__(self, batches: list[list[int]], labels: Tensor, repeat: int = 1) -> None:
+        self.batches, self.labels, self.repeat = batches, labels, repeat
 
     def __len__(self) -> int:
-        return max(len(self.batches) * self.repeat - self.start, 0)
+        return len(self.batches) * self.repeat
 
     def __getitem__(self, item: int) -> dict:
-        position = item + self.start
-        index = torch.tensor(self.batches[position // self.repeat], dtype=torch.long)
-        return {"index": index, "label": self.labels[index], "step": position % self.repeat}
+        index = torch.tensor(self.batches[item // self.repeat], dtype=torch.long)
+        return {"index": index, "label": self.labels[index], "step": item % self.repeat}
+
+
+class ResumingSampler(ShardedSampler):
+    """All of a one-replica dataset's items in order, from ``start`` on (resuming).
+
+    Its length stays the whole dataset's, as Lightning counts the epoch: a resumed fit
+    restores its batch progress (``start`` batches done, numbered from ``start``) and
+    ends the epoch at this length or when the items run out, so a resume yields exactly
+    the steps the uninterrupted run had left, with the same batch indices.
+    """
+
+    def __init__(self, dataset: Sized, start: int = 0) -> None:
+        super().__init__(dataset, num_replicas=1, rank=0)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, len(cast(Sized, self.dataset))))
 
 
 class ClassTargetsDataModule(BaseDataModule):
@@ -107,13 +123,16 @@ class ClassTargetsDataModule(BaseDataModule):
         return rank_batches(self.num_targets, self.hparams.batch_size, world, rank)
 
     def _loader(self, repeat: int = 1, start: int = 0) -> DataLoader:
-        dataset = TargetBatches(self._batches(), self.labels, repeat, start)
+        dataset = TargetBatches(self._batches(), self.labels, repeat)
         # already sharded: a one-replica ShardedSampler keeps Lightning's sampler away
-        return DataLoader(
-            dataset, batch_size=None, sampler=ShardedSampler(dataset, num_replicas=1, rank=0)
-        )
+        return DataLoader(dataset, batch_size=None, sampler=ResumingSampler(dataset, start))
 
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
+    def train_dataloader(self) -> DataLoader:
+        """Each batch ``repeat`` times; a resumed fit skips the steps already done.
+
+        ``trainer.global_step`` counts every training step (one per item, empty batches
+        included), so it is the number of items the checkpointed run consumed.
+        """
         start = self.trainer.global_step if self.trainer is not None else 0
         return self._loader(self.repeat, start)
 

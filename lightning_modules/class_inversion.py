@@ -123,13 +123,14 @@ class ClassInversion(TargetTask):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
         index, labels, step = batch["index"], batch["label"], batch["step"]
+        # every item is one step, empty or not: global_step is the items done (resuming)
+        self._count_optimizer_step()
         if len(index) == 0:  # a rank with fewer targets than batches
             return
         inverter = self._inverter
         if step == 0:
             inverter.start(labels)
         parts = inverter.step()
-        self._count_optimizer_step()
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
             on_step=True,

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import lightning.pytorch as pl
 import pytest
 import torch
+import yaml
 from trainers import quiet_trainer
 
 from datamodules import ClassTargetsDataModule
@@ -10,6 +13,7 @@ from inversion.class_inversion import ClassInverter, build_stages, recipe_from, 
 from lightning_modules import ClassInversion
 
 TINY_PII = {"steps_per_stage": 3, "ensemble": 2}
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_recipes_and_options():
@@ -161,6 +165,110 @@ def test_module_checkpoint_resumes_where_it_stopped(tmp_path):
     quiet_trainer(devices=1).fit(resumed, datamodule=data(), ckpt_path=str(middle))
     assert resumed.times_produced.tolist() == [1, 1, 1]
     torch.testing.assert_close(resumed.produced, whole.produced, rtol=0, atol=0)
+
+
+class _SaveAt(pl.Callback):
+    """Save a checkpoint after each of the given global steps (``step=<n>.ckpt``)."""
+
+    def __init__(self, dirpath, steps) -> None:
+        self.dirpath, self.steps = dirpath, set(steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step in self.steps:
+            trainer.save_checkpoint(self.dirpath / f"step={trainer.global_step}.ckpt")
+
+
+def _three_targets() -> ClassTargetsDataModule:
+    # two batches of targets ([0, 6] then [9]), 21 steps each (7 stages x 3 steps)
+    return ClassTargetsDataModule(num_classes=10, classes=[0, 6, 9], batch_size=2)
+
+
+RESUME_POINTS = {
+    "early_in_first_stage": 1,
+    "early_in_a_later_stage": 4,  # second stage, first half of the first batch
+    "mid_first_batch": 11,
+    "at_batch_boundary": 21,  # first batch just finished
+    "early_in_second_batch": 23,
+    "late_in_second_batch": 40,
+}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One uninterrupted run, with checkpoints at every resume point."""
+    dirpath = tmp_path_factory.mktemp("uninterrupted")
+    module = _module()
+    trainer = quiet_trainer(devices=1, callbacks=[_SaveAt(dirpath, RESUME_POINTS.values())])
+    trainer.fit(module, datamodule=_three_targets())
+    assert trainer.global_step == 42
+    assert module.times_produced.tolist() == [1, 1, 1]
+    return module, dirpath
+
+
+@pytest.mark.parametrize("step", RESUME_POINTS.values(), ids=RESUME_POINTS.keys())
+def test_kill_and_resume_anywhere_gives_the_uninterrupted_run(uninterrupted, step):
+    whole, dirpath = uninterrupted
+    resumed = _module()
+    trainer = quiet_trainer(devices=1)
+    trainer.fit(resumed, datamodule=_three_targets(), ckpt_path=dirpath / f"step={step}.ckpt")
+    assert trainer.global_step == 42  # ran to the end of the schedule, no further
+    assert resumed.times_produced.tolist() == [1, 1, 1]
+    torch.testing.assert_close(resumed.produced, whole.produced, rtol=0, atol=0)
+
+
+def _class_inversion_configs() -> list[Path]:
+    return sorted(CONFIGS.glob("*/class_inversion_*.yaml"))
+
+
+def _checkpoint_callbacks(config: Path) -> list[dict]:
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    return [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
+
+
+def test_every_class_inversion_config_checkpoints_the_finished_run():
+    configs = _class_inversion_configs()
+    assert len(configs) >= 9
+    for config in configs:
+        kinds = [c.get("init_args", {}) for c in _checkpoint_callbacks(config)]
+        assert any(k.get("every_n_train_steps") for k in kinds), config  # resumable mid-run
+        assert {"every_n_epochs": 1, "save_on_train_epoch_end": True} in [
+            {k: v for k, v in args.items() if k in ("every_n_epochs", "save_on_train_epoch_end")}
+            for args in kinds
+            if args.get("save_last")
+        ], config  # and last.ckpt is written when the schedule ends
+
+
+def test_last_checkpoint_holds_the_finished_run(uninterrupted, tmp_path):
+    """every_n_train_steps=20 does not divide the 42 steps: last.ckpt must still be step 42."""
+    whole, _ = uninterrupted
+    callbacks = []
+    for entry in _checkpoint_callbacks(CONFIGS / "digits" / "class_inversion_pii.yaml"):
+        args = dict(entry.get("init_args", {}), dirpath=str(tmp_path))
+        if "every_n_train_steps" in args:
+            args["every_n_train_steps"] = 20
+        callbacks.append(pl.callbacks.ModelCheckpoint(**args))
+    trainer = quiet_trainer(devices=1, enable_checkpointing=True, callbacks=callbacks)
+    trainer.fit(_module(), datamodule=_three_targets())
+    last = tmp_path / "last.ckpt"
+    assert sorted(p.name for p in tmp_path.glob("last*")) == ["last.ckpt"]
+    assert torch.load(last, weights_only=True)["global_step"] == 42
+
+    loaded = ClassInversion.load_from_checkpoint(last)
+    assert loaded.times_produced.tolist() == [1, 1, 1]
+    assert (loaded.produced.flatten(1).abs().amax(1) > 0).all()  # no black image
+    torch.testing.assert_close(loaded.produced, whole.produced, rtol=0, atol=0)
+    # and what `train.py test --ckpt_path last.ckpt` scores is those images
+    tested = _module()
+    outputs = []
+
+    class Collect(pl.Callback):
+        def on_test_batch_end(self, trainer, pl_module, out, batch, batch_idx, dl_idx=0):
+            outputs.append(out["images"])
+
+    quiet_trainer(devices=1, callbacks=[Collect()]).test(
+        tested, datamodule=_three_targets(), ckpt_path=last
+    )
+    torch.testing.assert_close(torch.cat(outputs), whole.produced, rtol=0, atol=0)
 
 
 def test_plain_ddp_is_refused_with_a_hint():
