@@ -9,13 +9,18 @@ Two ways in, one set of metrics (the same ``ImageScorer`` the callbacks use):
     python evaluate.py run --config runs/x/version_0/config.yaml --ckpt runs/x/.../last.ckpt
 
 Each evaluation writes ``<out>/<name>.json``, appends a row to ``<out>/results.md`` and
-prints that table. Offline, Inception needs ``--inception-weights PATH``.
+prints that table. ``<name>`` is ``--name`` (default: the scored folder's or the run's path
+relative to the working directory) made a plain file name; an existing result is never
+replaced (``-2``, ``-3``, ... is appended). Offline, Inception needs
+``--inception-weights PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +31,7 @@ from inversion.data.image_files import scan_image_folder
 from inversion.errors import InversionError, exit_on_user_error
 from inversion.metrics.reference import image_files_loader
 from inversion.metrics.scorer import ImageScorer
+from inversion.models.weights import load_checkpoint_file
 
 TABLE_HEADER = (
     "| run | images | verifier top-1 | verifier top-5 | IS | FID | features |\n"
@@ -102,6 +108,8 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
     import train
     from callbacks import ImageMetrics
 
+    if args.ckpt is not None:
+        load_checkpoint_file(args.ckpt)  # refuses unsafe or unreadable files, before any model
     overrides = [
         "--config",
         str(args.config),
@@ -117,7 +125,10 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
         extra = ImageMetrics(**metric_options(args), reference=args.reference, log_hparams=False)
         callbacks.append(extra)
         metric_callbacks.append(extra)
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=args.ckpt)
+    safe = {}
+    if "weights_only" in inspect.signature(cli.trainer.test).parameters:
+        safe["weights_only"] = True  # older Lightning: torch>=2.6 loads weights-only by default
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=args.ckpt, **safe)
     results: dict[str, float] = {}
     for callback in metric_callbacks:
         results.update(callback.results.get("test", {}))
@@ -132,6 +143,46 @@ def _pick(results: dict[str, float], *prefixes: str) -> str:
     return "-"
 
 
+def markdown_cell(text: str) -> str:
+    """Text for one Markdown table cell: ``|`` escaped, line breaks made spaces."""
+    return re.sub(r"[\r\n]+", " ", text).replace("|", "\\|")
+
+
+def safe_file_name(text: str) -> str:
+    """``text`` as one plain file name: no separators, no ``..``, no leading dot."""
+    name = re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).lstrip("._")
+    return name[:120] or "result"
+
+
+def default_name(path: Path) -> str:
+    """A result name for ``path``: its path relative to the working directory, if inside."""
+    resolved = path.resolve()
+    try:
+        relative = resolved.relative_to(Path.cwd().resolve())
+    except ValueError:
+        relative = resolved
+    return "_".join(part for part in relative.parts if part not in ("/", "")) or resolved.name
+
+
+def unique_stem(out: Path, name: str) -> str:
+    """``name`` made a safe file name, with ``-2``, ``-3``, ... if ``<out>/<name>.json`` exists."""
+    base = safe_file_name(name)
+    stem, number = base, 1
+    while (out / f"{stem}.json").exists():
+        number += 1
+        stem = f"{base}-{number}"
+    return stem
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output folder that cannot be one (before any scoring)."""
+    if out.exists() and not out.is_dir():
+        raise InversionError(f"--out {out} is an existing file, not a folder; name a folder.")
+    table = out / "results.md"
+    if table.exists() and not table.is_file():
+        raise InversionError(f"{table} exists and is not a file; choose another --out.")
+
+
 def table_row(name: str, results: dict[str, float]) -> str:
     """One Markdown row: means over verifiers where there are several."""
     features = sorted(
@@ -143,29 +194,39 @@ def table_row(name: str, results: dict[str, float]) -> str:
     ) or (["inception"] if "fid" in results or "is" in results else ["-"])
     images = results.get("images")
     return (
-        f"| {name} | {int(images) if images is not None else '-'} | "
+        f"| {markdown_cell(name)} | {int(images) if images is not None else '-'} | "
         f"{_pick(results, 'top1_verifiers', 'top1_')} | "
         f"{_pick(results, 'top5_verifiers', 'top5_')} | {_pick(results, 'is')} | "
-        f"{_pick(results, 'fid')} | {', '.join(features)} |\n"
+        f"{_pick(results, 'fid')} | {markdown_cell(', '.join(features))} |\n"
     )
 
 
 def write_results(out: Path, name: str, results: dict[str, float], options: dict) -> Path:
-    """Write ``<out>/<name>.json`` and append a row to ``<out>/results.md``."""
+    """Write ``<out>/<stem>.json`` and append a row to ``<out>/results.md``.
+
+    ``stem`` is ``name`` made a safe file name, numbered if that result exists already:
+    nothing is written outside ``out`` and no result is replaced.
+    """
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    stem = unique_stem(out, name)
+    target = out / f"{stem}.json"
+    if target.resolve().parent != out.resolve():  # cannot happen for a safe file name
+        raise InversionError(f"Result name {name!r} would be written outside {out}.")
     record = {
-        "name": name,
+        "name": stem,
         "metrics": results,
         "options": options,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": str(torch.__version__),
     }
-    (out / f"{name}.json").write_text(json.dumps(record, indent=2, default=str))
+    with target.open("x") as handle:  # never replaces an existing result
+        handle.write(json.dumps(record, indent=2, default=str))
     table = out / "results.md"
     if not table.is_file():
         table.write_text(TABLE_HEADER)
     with table.open("a") as handle:
-        handle.write(table_row(name, results))
+        handle.write(table_row(stem, results))
     return table
 
 
@@ -193,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         each.add_argument("--batch-size", type=int, default=64)
         each.add_argument("--num-workers", type=int, default=0)
         each.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-        each.add_argument("--name", help="row name (default: the folder or config name)")
+        each.add_argument(
+            "--name",
+            help="result name, made a plain file name inside --out; numbered if taken "
+            "(default: the folder's or the config folder's path relative to here)",
+        )
         each.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     return parser
 
@@ -201,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, score, write JSON and Markdown, print the table."""
     args = build_parser().parse_args(argv)
+    check_out(args.out)  # before any scoring
     if args.command == "folder":
         results = score_folder(args)
-        default_name = Path(args.images).resolve().name
+        name = args.name or default_name(Path(args.images))
     else:
         results = score_run(args)
-        default_name = Path(args.config).resolve().parent.name
-    name = args.name or default_name
+        name = args.name or default_name(Path(args.config).parent)
     options = {k: v for k, v in vars(args).items() if k != "command"}
     table = write_results(args.out, name, results, options)
     print(json.dumps(results, indent=2))

@@ -18,6 +18,7 @@ from inversion.layerwise import (
     Schedule,
     blockwise_loss,
     export_inverter,
+    load_exported_inverter,
 )
 from inversion.models.split import default_layers, split_classifier
 from lightning_modules import LayerwiseInversion
@@ -209,6 +210,10 @@ def test_exported_inverter_runs_without_the_project(tmp_path):
     with torch.no_grad():
         expected = stack(features, 2)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+    module, meta = load_exported_inverter(path)  # the safe loader gives the same module
+    with torch.no_grad():
+        torch.testing.assert_close(module(features), expected)
+    assert meta["layer"] == "stage1"
 
 
 def small_data(**kwargs) -> SyntheticImagesDataModule:

@@ -9,9 +9,10 @@ activations) or sigmoid (for the image) output. Vectors (``penultimate``) and to
 sequences (ViT/MLP stages) get their own mirrors (a linear un-pooling, a per-token MLP,
 an un-patchify). :class:`BlockOptions` configures them.
 
-:func:`export_inverter` writes the composed inverter with ``torch.export``: the file
-loads with ``torch.export.load(path).module()`` in a plain PyTorch program, without
-this project.
+:func:`export_inverter` writes the composed inverter with ``torch.export``: a file you
+made yourself loads with ``torch.export.load(path).module()`` in a plain PyTorch program,
+without this project. :func:`load_exported_inverter` loads any such file safely: it
+reads only JSON and raw weights (never the pickled parts, never the program's graph).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -252,6 +254,7 @@ class InverterStack(nn.Module):
     def __init__(self, shapes: Sequence[Shape], options: BlockOptions | None = None) -> None:
         super().__init__()
         options = options or BlockOptions()
+        self.options = options
         self.shapes = [tuple(int(d) for d in s) for s in shapes]
         self.blocks = nn.ModuleList(
             inverse_block(self.shapes[k], self.shapes[k - 1], options, image=k == 1)
@@ -295,13 +298,19 @@ class ComposedInverter(nn.Module):
 
 META_FILE = "inverter.json"
 
+#: serde ``ScalarType`` names (``torch/_export/serde/schema.py``) of the dtypes an
+#: inverter's weights may have.
+_DTYPES = {5: torch.int64, 6: torch.float16, 7: torch.float32, 8: torch.float64, 13: torch.bfloat16}
+
 
 def export_inverter(
     stack: InverterStack, depth: int, path: str | Path, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write g_1 o ... o g_depth with ``torch.export`` (any batch size), eval mode, on CPU.
 
-    The file needs only PyTorch::
+    Load it back safely with :func:`load_exported_inverter`. A file you made yourself
+    also loads in a plain PyTorch program (``torch.export.load`` unpickles, so never
+    use it on a file from elsewhere)::
 
         extra = {"inverter.json": ""}
         inverter = torch.export.load(path, extra_files=extra).module()
@@ -328,6 +337,11 @@ def export_inverter(
         "input_shape": list(stack.shapes[depth]),
         "output_shape": list(stack.shapes[0]),
         **(metadata or {}),
+        # What load_exported_inverter rebuilds the module from (it never reads the graph).
+        "architecture": {
+            "shapes": [list(shape) for shape in stack.shapes[: depth + 1]],
+            "options": dataclasses.asdict(stack.options),
+        },
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -336,10 +350,116 @@ def export_inverter(
 
 
 def load_exported_inverter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Load what :func:`export_inverter` wrote: ``(module, metadata)``."""
-    extra = {META_FILE: ""}
+    """Load what :func:`export_inverter` wrote, safely: ``(module, metadata)``.
+
+    ``torch.export.load`` unpickles parts of the archive (falling back to
+    ``weights_only=False``) and rebuilds the program's graph from JSON that names
+    arbitrary ``torch`` functions, so a tampered file could run code. This loader uses
+    neither: it rebuilds the inverter from the architecture recorded in
+    ``inverter.json`` and fills it with the weights read as raw bytes (described by the
+    archive's JSON weights config; pickled tensors only through ``weights_only=True``).
+    Pickled parts it does not need must still load with ``weights_only=True``; anything
+    else in the archive is refused.
+    """
+    import zipfile
+
+    def refuse(why: str) -> InversionError:
+        return InversionError(
+            f"Cannot load the exported inverter {path}: {why}. Re-export it with "
+            "export_inverter (python train.py ... with export_path) from a trusted run."
+        )
+
     try:
-        program = torch.export.load(str(path), extra_files=extra)
-    except (OSError, RuntimeError) as err:
-        raise InversionError(f"Cannot load the exported inverter {path}: {err}") from err
-    return program.module(), json.loads(extra[META_FILE] or "{}")
+        with zipfile.ZipFile(path) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile, RuntimeError) as err:
+        raise refuse(f"not a readable .pt2 archive ({err})") from err
+    meta_names = [n for n in files if n.endswith(f"/extra/{META_FILE}")]
+    if len(meta_names) != 1:
+        raise refuse(f"no extra/{META_FILE}; it was not written by export_inverter")
+    root = meta_names[0][: -len(f"extra/{META_FILE}")]
+    try:
+        meta = json.loads(files[meta_names[0]])
+        shapes = [tuple(int(d) for d in s) for s in meta["architecture"]["shapes"]]
+        options = BlockOptions(**meta["architecture"]["options"])
+        stack = InverterStack(shapes, options)
+        module = ComposedInverter(stack, len(shapes) - 1)
+    except (ValueError, KeyError, TypeError) as err:
+        raise refuse(f"its {META_FILE} does not describe the architecture ({err!r})") from err
+    module = module.float().eval()
+    expected = module.state_dict()
+    state = _read_exported_weights(files, root, expected, refuse)
+    module.load_state_dict(state, strict=True)
+    return module, meta
+
+
+def _read_exported_weights(
+    files: dict[str, bytes],
+    root: str,
+    expected: dict[str, Tensor],
+    refuse: Any,
+) -> dict[str, Tensor]:
+    """The state dict of a .pt2 archive, from raw bytes and ``weights_only`` pickles only."""
+    import io
+
+    known = re.compile(
+        r"(archive_format|archive_version|byteorder|version|\.data/version|"
+        r"\.data/serialization_id|models/model\.json|extra/[^/]+|"
+        r"data/(weights|constants)/[A-Za-z0-9_]+(\.json|\.pt)?|data/sample_inputs/model\.pt)"
+    )
+    pickled: list[str] = []
+    for name, data in files.items():
+        relative = name[len(root) :] if name.startswith(root) else name
+        if not name.startswith(root) or not known.fullmatch(relative):
+            raise refuse(f"unexpected member {name!r}")
+        if data[:2] == b"PK" or relative.endswith(".pt") or data[:1] == b"\x80":
+            pickled.append(name)
+    try:
+        config = json.loads(files[f"{root}data/weights/model_weights_config.json"])["config"]
+        constants = json.loads(
+            files.get(f"{root}data/constants/model_constants_config.json", b'{"config": {}}')
+        )
+    except (KeyError, ValueError, TypeError) as err:
+        raise refuse(f"no readable weights config ({err!r})") from err
+    if constants.get("config"):
+        raise refuse("it holds constants or objects that an inverter does not have")
+    if set(config) != set(expected):
+        raise refuse("its weights do not match the architecture in its metadata")
+    state: dict[str, Tensor] = {}
+    read: set[str] = set()
+    for key, entry in config.items():
+        member = f"{root}data/weights/{entry.get('path_name')}"
+        if member not in files:
+            raise refuse(f"weight {key!r} has no data")
+        read.add(member)
+        try:
+            if entry.get("use_pickle"):
+                tensor = torch.load(io.BytesIO(files[member]), weights_only=True)
+                if not isinstance(tensor, Tensor):
+                    raise TypeError(type(tensor).__name__)
+            else:
+                meta = entry["tensor_meta"]
+                dtype = _DTYPES[int(meta["dtype"])]
+                sizes = [int(s["as_int"]) for s in meta["sizes"]]
+                strides = [int(s["as_int"]) for s in meta["strides"]]
+                offset = int(meta["storage_offset"]["as_int"])
+                flat = torch.frombuffer(bytearray(files[member]), dtype=dtype)
+                needed = (
+                    offset + sum((n - 1) * st for n, st in zip(sizes, strides, strict=True)) + 1
+                )
+                if min(sizes, default=1) > 0 and (offset < 0 or needed > flat.numel()):
+                    raise ValueError("the data is shorter than its shape")
+                tensor = torch.as_strided(flat, sizes, strides, offset).clone()
+        except Exception as err:  # any failure to read a weight is a bad file
+            raise refuse(f"weight {key!r} is unreadable ({err!r})") from err
+        if tensor.shape != expected[key].shape or tensor.dtype != expected[key].dtype:
+            raise refuse(f"weight {key!r} has shape {tuple(tensor.shape)}, {tensor.dtype}")
+        state[key] = tensor
+    for name in pickled:
+        if name in read or name.endswith(".json"):
+            continue
+        try:
+            torch.load(io.BytesIO(files[name]), weights_only=True)
+        except Exception as err:  # the weights-only unpickler refuses anything else
+            raise refuse(f"{name} holds pickled objects other than tensors ({err})") from err
+    return state
