@@ -13,8 +13,9 @@ from typing import Any, Protocol, cast
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.data import AttributeDict
-from torch import nn
+from torch import Tensor, nn
 
+from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
 
 
@@ -53,15 +54,23 @@ class BaseTask(pl.LightningModule):
     as the uninterrupted run (under DDP, every process resumes with the saving process's
     states). Subclasses that override the checkpoint hooks call ``super()``.
 
+    A non-finite training loss stops the fit with an :class:`InversionError` that names
+    the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
+    override ``on_train_batch_start``/``on_train_batch_end`` or ``log`` call ``super()``.
+
     Args:
         ignore: Init args not to save as hyperparameters.
     """
 
     _frozen_models: dict[str, nn.Module]  # set with object.__setattr__: not a submodule
+    _logged_losses: dict[str, Any]  # this batch's logged training losses (non-finite check)
+    _batches_checked: int  # training batches seen in this fit (non-finite check)
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "_frozen_models", {})
+        self._logged_losses = {}
+        self._batches_checked = 0
         self.save_hyperparameters(ignore=["ignore", *(ignore or [])])
         self.configure_models()
         self.configure_losses()
@@ -101,6 +110,66 @@ class BaseTask(pl.LightningModule):
             set_schedule(steps)
         elif loop.epoch_loop.max_steps == -1:  # plain loaders: stop where the schedule ends
             loop.epoch_loop.max_steps = steps
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Log as Lightning does; training losses are also kept for the non-finite check.
+
+        The names kept are ``loss``, ``train/loss`` and other ``train/...loss`` names (the
+        two losses of a GAN); ``log_dict`` logs through this method too.
+        """
+        if name == "loss" or (name.startswith("train/") and name.endswith("loss")):
+            self._logged_losses[name] = value
+        super().log(name, value, *args, **kwargs)
+
+    def on_fit_start(self) -> None:
+        """Start counting the training batches of the non-finite check."""
+        self._batches_checked = 0
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Forget the previous batch's logged losses."""
+        self._logged_losses = {}
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Stop the fit, with one clear message, when the training loss is NaN or infinite.
+
+        One mechanism for every module: the loss the training step returned (a tensor, or
+        ``{"loss": ...}``) when there is one; otherwise the losses it logged this batch
+        (``loss``, ``train/loss``, ``train/...loss``), as class inversion (manual
+        optimisation, returns None) and the DCGAN (two logged losses) do. A batch that
+        neither returns nor logs a loss (an empty batch) is not checked.
+
+        The check reads the value on the host, a device sync, so it does not run every
+        step (the hot loop stays on device): it runs on the first batch of the fit (NaN
+        weights or inputs show at once) and then every ``trainer.log_every_n_steps``
+        batches, the cadence at which Lightning already brings the logged values to the
+        host for the loggers; all the losses are combined into one ``isfinite(...).all()``
+        so a check costs one sync. A run that goes non-finite between checks stops at
+        the next one; NaN does not turn finite again.
+        """
+        self._batches_checked += 1
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 1) or 1))
+        if self._batches_checked != 1 and self._batches_checked % every:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        losses: list[Tensor | float]
+        if isinstance(loss, Tensor):
+            losses = [loss]
+        else:
+            losses = [v for v in self._logged_losses.values() if isinstance(v, Tensor | float)]
+        if not losses:
+            return
+        values = torch.stack(
+            [torch.as_tensor(v, device=self.device).detach().float().sum() for v in losses]
+        )
+        if bool(torch.isfinite(values).all()):
+            return
+        kind = "nan" if bool(torch.isnan(values).any()) else "infinite"
+        raise InversionError(
+            f"train loss is {kind} at step {self.trainer.global_step}: the learning rate may "
+            "be too high, or the weights or inputs contain NaN or infinite values; lower "
+            "the learning rate (--model.init_args.lr), check the weights and the data, "
+            "and rerun"
+        )
 
     def log_and_reset(
         self,

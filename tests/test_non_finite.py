@@ -1,0 +1,84 @@
+"""A NaN or infinite training loss stops the run with one clear message (and exit 2)."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from test_class_inversion import TINY_PII
+from trainers import quiet_trainer
+
+import train
+from datamodules import ClassTargetsDataModule, DigitsDataModule
+from inversion.errors import InversionError
+from lightning_modules import ClassInversion
+from lightning_modules.classifier import ClassifierModule
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits" / "classifier.yaml"
+MESSAGE = r"train loss is (nan|infinite) at step \d+: the learning rate may be too high"
+
+
+def _poison(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.dim() > 1).view(-1)[0] = math.nan
+
+
+def test_nan_weight_stops_at_the_first_checked_step():
+    module = ClassifierModule(classifier="digits:cnn")
+    _poison(module.model)
+    trainer = quiet_trainer(max_steps=30, log_every_n_steps=10, limit_val_batches=0)
+    with pytest.raises(InversionError, match=r"train loss is nan at step 1: "):
+        trainer.fit(module, datamodule=DigitsDataModule(batch_size=16))
+    assert trainer.global_step == 1
+
+
+def test_huge_learning_rate_stops_with_the_message():
+    module = ClassifierModule(classifier="digits:cnn", lr=1e30)
+    trainer = quiet_trainer(max_steps=40, log_every_n_steps=2, limit_val_batches=0)
+    with pytest.raises(InversionError, match=MESSAGE):
+        trainer.fit(module, datamodule=DigitsDataModule(batch_size=16))
+    assert trainer.global_step < 40
+
+
+def test_logged_loss_of_manual_optimisation_is_checked():
+    """Class inversion returns None from its training step and logs its loss."""
+    module = ClassInversion(
+        classifier="digits:cnn", recipe="pii", options=TINY_PII, image_size=32, channels=1
+    )
+    _poison(module.classifier)
+    data = ClassTargetsDataModule(num_classes=10, classes=[1, 2], batch_size=2)
+    trainer = quiet_trainer(devices=1, log_every_n_steps=5)
+    with pytest.raises(InversionError, match=r"train loss is nan at step 1: "):
+        trainer.fit(module, datamodule=data)
+
+
+def test_cli_ends_with_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit",
+        "--config",
+        str(CONFIG),
+        "--model.init_args.classifier=digits:cnn",
+        "--model.init_args.lr=1e30",
+        "--trainer.max_steps=40",
+        "--trainer.log_every_n_steps=2",
+        "--trainer.limit_val_batches=0",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.logger=false",
+    ]
+    monkeypatch.setattr("sys.argv", ["train.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        train.run_from_command_line()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: train loss is")
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_a_normal_run_is_unaffected():
+    module = ClassifierModule(classifier="digits:cnn")
+    trainer = quiet_trainer(max_steps=6, log_every_n_steps=1, limit_val_batches=0)
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=16))
+    assert trainer.global_step == 6
