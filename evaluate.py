@@ -103,6 +103,47 @@ def score_folder(args: argparse.Namespace) -> dict[str, float]:
     return scorer.compute()
 
 
+def subcommand_keys() -> set[str]:
+    """Top-level keys of a subcommand's config that ``score_run``'s parser does not take.
+
+    A ``fit``/``validate``/``test``/``predict`` config carries the Trainer method's own
+    arguments (``ckpt_path``, ``weights_only``, ``verbose``, ...).
+    """
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.cli import LightningCLI
+
+    keys: set[str] = set()
+    for method, skipped in LightningCLI.subcommands().items():
+        parameters = inspect.signature(getattr(Trainer, method)).parameters
+        keys.update(name for name in parameters if name != "self" and name not in skipped)
+    return keys
+
+
+def evaluation_config(path: Path) -> str:
+    """A run's config for the evaluation parser (a file path, or YAML text).
+
+    The file itself, or, when it carries subcommand keys (the ``config.yaml``
+    LightningCLI saves into a run's log folder has ``ckpt_path``, ``weights_only``), its
+    YAML text without them (the checkpoint to score is ``--ckpt``). Other keys
+    (``seed_everything``, ``optimizer``, ``lr_scheduler``, ``trainer``, ``model``,
+    ``data``) are taken as they are.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise InversionError(f"Config file not found: {path}.")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise InversionError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise InversionError(f"{path} is not a config (a YAML mapping of options).")
+    dropped = subcommand_keys()
+    if not dropped & set(config):
+        return str(path)
+    return yaml.safe_dump({k: v for k, v in config.items() if k not in dropped})
+
+
 def score_run(args: argparse.Namespace) -> dict[str, float]:
     """Run a trained run's test loop on one device with the metric callbacks."""
     import train
@@ -112,7 +153,7 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
         load_checkpoint_file(args.ckpt)  # refuses unsafe or unreadable files, before any model
     overrides = [
         "--config",
-        str(args.config),
+        evaluation_config(Path(args.config)),
         "--trainer.devices=1",
         "--trainer.num_nodes=1",
         "--trainer.strategy=auto",

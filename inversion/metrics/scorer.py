@@ -38,8 +38,10 @@ class ImageScorer(nn.Module):
 
     Args:
         verifiers: Classifier specs that did not produce the images; each gives
-            ``top1_<name>`` and ``top5_<name>`` (labels equal to -1 are ignored), and
-            their mean over verifiers ``top1_verifiers``/``top5_verifiers``.
+            ``top1_<name>`` and ``top5_<name>`` (labels below 0 are ignored), and
+            their mean over verifiers ``top1_verifiers``/``top5_verifiers``. Without any
+            label of 0 or more (labels None, or all below 0) there is no accuracy: these
+            keys are absent from the results, never 0.
         feature: ``inception`` (standard InceptionV3), a classifier spec (e.g.
             ``digits:resnet``; metric names then say so: ``fid_digits-resnet``), or
             None for no IS/FID.
@@ -85,6 +87,7 @@ class ImageScorer(nn.Module):
         self.has_reference = False
         self.num_updates = 0
         self.num_images = SumMetric()
+        self.num_labelled = SumMetric()  # images with a class: accuracy only if any
 
     def set_reference(self, source: str, batch_size: int = 64, progress: bool = True) -> None:
         """Use cached statistics of ``digits:SPLIT`` or an image folder as FID reference."""
@@ -120,7 +123,10 @@ class ImageScorer(nn.Module):
             _metric(self.reconstruction["ssim"]).update(ssim(float_images, originals))
             for name, verifier in self.verifiers.items():
                 _metric(self.agreement[name]).update(agreement(verifier, float_images, originals))
-        if labels is not None:
+        labelled = 0 if labels is None else int((labels >= 0).sum())
+        self.num_labelled.update(images.new_tensor(labelled, dtype=torch.float32))
+        if labels is not None and labelled > 0:
+            labels = labels.clamp(min=-1)  # any label below 0 means no class: ignored
             for name, verifier in self.verifiers.items():
                 _collection(self.accuracy[name]).update(verifier(float_images), labels)
         if self.extractor is not None:
@@ -135,7 +141,8 @@ class ImageScorer(nn.Module):
     def compute(self) -> dict[str, float]:
         """All metrics as floats (synced across processes). Call once per epoch."""
         results: dict[str, float] = {"images": float(self.num_images.compute())}
-        for name, collection in self.accuracy.items():
+        labelled = float(self.num_labelled.compute()) > 0  # synced: same on every process
+        for name, collection in self.accuracy.items() if labelled else ():
             for key, value in _collection(collection).compute().items():
                 results[f"{key}_{name}"] = float(value)
         if self.reconstruction["psnr"].update_called:
@@ -168,6 +175,7 @@ class ImageScorer(nn.Module):
         """Forget the images seen so far (the reference statistics stay)."""
         self.num_updates = 0
         self.num_images.reset()
+        self.num_labelled.reset()
         for collection in self.accuracy.values():
             _collection(collection).reset()
         for metric in (*self.reconstruction.values(), *self.agreement.values()):
