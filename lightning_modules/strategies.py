@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
 
 from inversion.errors import InversionError
@@ -18,6 +19,18 @@ class IndependentDDPStrategy(DDPStrategy):
 
     def configure_ddp(self) -> None:
         """Keep the LightningModule unwrapped (nothing to synchronise)."""
+
+    def teardown(self) -> None:
+        """Tear down as DDP does, then close the process group in this process.
+
+        Waiting for every process before destroying the group lets gloo's threads stop
+        before the interpreter exits (spawned CPU processes otherwise abort at exit now
+        and then with "terminate called without an active exception").
+        """
+        super().teardown()
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def require_unused_parameter_search(strategy: Strategy, module_name: str, why: str) -> None:
