@@ -1,0 +1,90 @@
+"""The statistics and the cell cache the digits tables are built on."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks import cells
+from benchmarks.intervals import estimate, paired_difference, verdict
+from inversion.errors import InversionError
+
+
+def test_estimate_is_the_student_t_interval():
+    result = estimate([1.0, 2.0, 3.0])
+    assert result.mean == pytest.approx(2.0)
+    assert result.half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert result.format(2) == "2.00 ± 2.48"
+
+
+def test_one_seed_has_no_interval_and_decides_nothing():
+    result = estimate([0.5])
+    assert math.isnan(result.half_width) and result.format(1) == "0.5"
+    assert not result.excludes_zero()
+    assert verdict("a", "b", result).startswith("no difference")
+
+
+def test_verdict_needs_the_interval_of_the_difference_to_exclude_zero():
+    clear = paired_difference([0.9, 0.8, 0.85], [0.5, 0.45, 0.5])
+    assert verdict("a", "b", clear) == "a beats b"
+    assert verdict("a", "b", clear, higher_is_better=False) == "b beats a"
+    noisy = paired_difference([0.9, 0.1, 0.5], [0.5, 0.45, 0.5])
+    assert verdict("a", "b", noisy).startswith("no difference")
+
+
+def test_estimate_refuses_empty_and_non_finite_values():
+    with pytest.raises(ValueError):
+        estimate([])
+    with pytest.raises(ValueError):
+        estimate([1.0, math.nan])
+    with pytest.raises(ValueError):
+        paired_difference([1.0], [1.0, 2.0])
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVERSION_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "maths.py").write_text("A = 1\n")
+    monkeypatch.setattr(cells, "ROOT", root)
+    return root
+
+
+def test_a_cell_is_computed_once_and_again_when_its_code_changes(repo):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"top1": 0.5}
+
+    fields = {"method": "pii", "seed": 0}
+    assert cells.cached_cell("t", fields, compute, ["pkg"]) == {"top1": 0.5}
+    assert cells.cached_cell("t", fields, compute, ["pkg"]) == {"top1": 0.5}
+    assert len(calls) == 1
+    cells.cached_cell("t", {**fields, "seed": 1}, compute, ["pkg"])
+    assert len(calls) == 2
+    (repo / "pkg" / "maths.py").write_text("A = 2\n")
+    cells.cached_cell("t", fields, compute, ["pkg"])
+    assert len(calls) == 3
+
+
+def test_non_finite_metrics_are_not_cached(repo):
+    with pytest.raises(InversionError, match="non-finite"):
+        cells.cached_cell("t", {"seed": 0}, lambda: {"fid": math.inf})
+    assert not list((repo.parent / "cache").rglob("*.json"))
+
+
+def test_a_corrupt_cell_is_named_with_what_to_do(repo):
+    cells.cached_cell("t", {"seed": 0}, lambda: {"top1": 1.0})
+    (path,) = (repo.parent / "cache" / "tables" / "t").glob("*.json")
+    path.write_text(json.dumps({"fields": {}}))
+    with pytest.raises(InversionError, match="delete it"):
+        cells.cached_cell("t", {"seed": 0}, lambda: {"top1": 1.0})
+
+
+def test_missing_sources_are_an_error(repo):
+    with pytest.raises(FileNotFoundError):
+        cells.source_digest(["nowhere"])
