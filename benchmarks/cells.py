@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from inversion.errors import InversionError
-from inversion.paths import cache_dir, file_lock
+from inversion.paths import cache_dir, cached_torch_file, file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT = 1  # bump when the file layout changes
@@ -83,3 +85,22 @@ def cached_cell(
         raise InversionError(
             f"corrupt table cell {path} ({error}); delete it and run the table again"
         ) from error
+
+
+def cached_tensors(
+    table: str,
+    fields: dict[str, Any],
+    compute: Callable[[], dict[str, torch.Tensor]],
+    sources: Iterable[str] = (),
+) -> dict[str, torch.Tensor]:
+    """Like :func:`cached_cell` for what a cell produces (images, ...): kept as a ``.pt``.
+
+    Cache what is slow to make (the inversion) rather than its scores, so that a change
+    of the metrics rescores without recomputing; loaded with ``weights_only=True``.
+    """
+    sources = list(sources)
+    path = cache_dir() / "tables" / table / f"{cell_key(table, fields, sources)}.pt"
+    record = cached_torch_file(
+        path, lambda: {**compute(), "fields": json.dumps(fields, default=str)}
+    )
+    return {name: value for name, value in record.items() if name != "fields"}

@@ -88,3 +88,18 @@ def test_a_corrupt_cell_is_named_with_what_to_do(repo):
 def test_missing_sources_are_an_error(repo):
     with pytest.raises(FileNotFoundError):
         cells.source_digest(["nowhere"])
+
+
+def test_tensors_are_cached_too(repo):
+    import torch
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"images": torch.ones(2, 1, 4, 4)}
+
+    first = cells.cached_tensors("t", {"seed": 0}, compute, ["pkg"])
+    second = cells.cached_tensors("t", {"seed": 0}, compute, ["pkg"])
+    assert len(calls) == 1 and torch.equal(first["images"], second["images"])
+    assert set(second) == {"images"}

@@ -1,23 +1,24 @@
 """Slow quality checks of class inversion on the digits benchmark (python -m pytest -m slow).
 
-They compute what the README's class-inversion table reports, at the same settings.
+They compute what the README's class-inversion table reports, at the same settings and
+from the same cached cells (``benchmarks.class_inversion_table``; a cold build takes
+about 70 minutes on 2 cores), and check that each claim the README makes is the one the
+intervals over seeds allow, not merely the one a single seed showed.
 """
+
+from pathlib import Path
 
 import pytest
 
-from benchmarks.class_inversion_table import OPTIONS, run
+from benchmarks.class_inversion_table import claims, main_cells
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.mark.parametrize("target", ["digits:cnn", "digits:vit", "digits:mlp"])
-def test_pii_images_are_recognised_above_chance_on_every_architecture(target):
-    metrics = run(target, "pii", OPTIONS["pii"])
-    assert metrics["top1_verifiers"] > 0.15  # chance is 0.10
-    assert metrics["top5_verifiers"] > 0.6  # chance is 0.50
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_pii_beats_deepdream_on_the_cnn():
-    pii = run("digits:cnn", "pii", OPTIONS["pii"])
-    deepdream = run("digits:cnn", "deepdream", OPTIONS["deepdream"])
-    assert pii["top1_verifiers"] > deepdream["top1_verifiers"]
+def test_the_readme_states_exactly_the_claims_the_intervals_allow():
+    readme = README.read_text()
+    for line in claims(main_cells()):
+        statement = line.split(" (")[0]  # the claim, without its interval's digits
+        assert statement in readme, f"README lacks: {statement}"
