@@ -53,9 +53,14 @@ KINDS = (
 )
 
 
-def _unknown_name(kind: str, name: str, known: list[str]) -> InversionError:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(f'{kind}:{c}' for c in close)}?" if close else ""
+def _unknown_name(
+    kind: str, name: str, known: list[str], arch: str | None = None
+) -> InversionError:
+    """An unknown architecture; ``arch`` is its part of a name with a weights tag."""
+    arch = arch or name
+    suffix = name[len(arch) :]
+    close = difflib.get_close_matches(arch, known, n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{kind}:{c}{suffix}' for c in close)}?" if close else ""
     return InversionError(f"Unknown {kind} model {name!r}.{hint}")
 
 
@@ -88,7 +93,7 @@ def _timm_names(name: str) -> tuple[str | None, bool]:
     arch, tag = timm.models.split_model_name_tag(name)
     known = timm.list_models()
     if arch not in known:
-        raise _unknown_name("timm", name, known)
+        raise _unknown_name("timm", name, known, arch)
     if tag:
         tags = timm.list_pretrained(f"{arch}.*")
         if name not in tags:
@@ -289,7 +294,7 @@ def _torchvision_weights(name: str) -> tuple[str, Any, bool]:
     arch, _, version = name.partition(".")
     known = torchvision.models.list_models(module=torchvision.models)
     if arch not in known:
-        raise _unknown_name("torchvision", name, known)
+        raise _unknown_name("torchvision", name, known, arch)
     try:
         enum = get_model_weights(arch)
     except (ValueError, KeyError):
