@@ -225,10 +225,12 @@ def test_pretrained_timm_offline_says_how_to_fix():
 
 
 def test_pretrained_torchvision_offline_says_how_to_fix(monkeypatch):
+    from torchvision.models import WeightsEnum
+
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
     with pytest.raises(InversionError, match="needs the network"):
         build_classifier("torchvision:resnet18", pretrained=True)
 
