@@ -249,6 +249,11 @@ def _build_timm(
             net = create()
     else:
         net = create()
+    if weights is not None:  # timm keeps the overlay: drop the file's tensors it holds
+        for attr in ("pretrained_cfg", "default_cfg"):
+            held = getattr(net, attr, None)
+            if isinstance(held, dict):
+                held.pop("state_dict", None)
     cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
     if weights is not None and heads_known and net.num_classes != cfg.get("num_classes"):
         _check_backbone_loaded(net, state, cfg.get("classifier"), weights, spec)
