@@ -29,6 +29,7 @@ from torchvision.transforms import v2
 
 from inversion.data.image_files import scan_image_folder
 from inversion.errors import InversionError
+from inversion.models.classifier import EvalTransform
 
 TRAIN_SCALE = (0.35, 1.0)
 MIN_IMAGE_SIZE = 8
@@ -44,10 +45,12 @@ def _check_image_args(image_size: int, channels: int) -> None:
 class ImageFolderDataset(Dataset):
     """Images read from a list of files, resized and cropped to a square.
 
-    Evaluation transform: resize the shorter side to ``image_size`` (bilinear, antialiased),
-    then center crop. Training transform: ``RandomResizedCrop(image_size, scale=(0.35, 1))``
-    and a random horizontal flip. Images are returned in [0, 1] without normalisation
-    (models normalise their own inputs).
+    Evaluation transform: a model's own (``eval_transform``: resize to ``image_size /
+    crop_pct`` with its interpolation, then centre crop ``image_size``, on the decoded
+    picture as timm and torchvision do), or by default resize the shorter side to
+    ``image_size`` (bilinear, antialiased) and centre crop. Training transform:
+    ``RandomResizedCrop(image_size, scale=(0.35, 1))`` and a random horizontal flip. Images
+    are returned in [0, 1] without normalisation (models normalise their own inputs).
 
     Args:
         files: Image paths.
@@ -55,6 +58,8 @@ class ImageFolderDataset(Dataset):
         image_size: Output side length in pixels (at least 8).
         channels: 1 (converted to grayscale) or 3 (converted to RGB).
         train: Use the random training transform instead of the evaluation one.
+        eval_transform: A model's own evaluation resize and crop (see
+            :func:`inversion.models.specs.eval_transform_of`); None for the default.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class ImageFolderDataset(Dataset):
         image_size: int,
         channels: int,
         train: bool,
+        eval_transform: EvalTransform | None = None,
     ) -> None:
         if len(files) != len(labels):
             raise InversionError(f"Got {len(files)} files but {len(labels)} labels.")
@@ -78,6 +84,15 @@ class ImageFolderDataset(Dataset):
                 v2.RandomResizedCrop(image_size, scale=TRAIN_SCALE, antialias=True),
                 v2.RandomHorizontalFlip(),
             ]
+        elif eval_transform is not None:  # resample the decoded picture, as timm/torchvision do
+            self.transform = v2.Compose(
+                [
+                    *eval_transform.transforms(image_size),
+                    v2.ToImage(),
+                    v2.ToDtype(torch.float32, scale=True),
+                ]
+            )
+            return
         else:
             geometry = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
         self.transform = v2.Compose(
@@ -133,6 +148,11 @@ class ImageFolderDataModule(pl.LightningDataModule):
         test_dir: Optional test subfolder of ``root`` (ImageNet layout).
         augment: Use random crops and flips for training; if false, the evaluation
             transform.
+        eval_transform: A classifier spec (e.g. ``torchvision:resnet50.IMAGENET1K_V1``,
+            ``timm:resnet50.tv_in1k``) whose own eval transform validation, test and
+            predict use: resize 256 -> centre crop 224 with the model's interpolation
+            (for ``image_size`` 224; other sizes keep its crop ratio). None: resize the
+            shorter side to ``image_size`` and centre crop.
     """
 
     def __init__(
@@ -146,6 +166,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         val_dir: str = "val",
         test_dir: str | None = None,
         augment: bool = True,
+        eval_transform: str | None = None,
     ) -> None:
         super().__init__()
         _check_image_args(image_size, channels)
@@ -163,6 +184,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.val_dir = val_dir
         self.test_dir = test_dir
         self.augment = augment
+        self.eval_transform = eval_transform
+        self._eval: EvalTransform | None = None
         self._scans: dict[Path, tuple[list[Path], list[int], list[str]]] = {}
         self._datasets: dict[str, ImageFolderDataset] = {}
         self._class_names: list[str] | None = None
@@ -223,6 +246,15 @@ class ImageFolderDataModule(pl.LightningDataModule):
             "test": ("test",),
             "predict": ("test",),
         }.get(stage or "", ("train", "val", "test"))
+        if self.eval_transform is not None and self._eval is None:
+            from inversion.models.specs import eval_transform_of
+
+            self._eval = eval_transform_of(self.eval_transform)
+            if self._eval is None:
+                raise InversionError(
+                    f"{self.eval_transform} has no eval transform of its own (timm and "
+                    "torchvision models have one); leave eval_transform unset."
+                )
         for split in splits:
             folder = folders[split]
             if folder is None:
@@ -240,7 +272,12 @@ class ImageFolderDataModule(pl.LightningDataModule):
                 self._class_names = []  # a flat folder, unless a later split has classes
             train = split == "train" and self.augment
             self._datasets[split] = ImageFolderDataset(
-                files, labels, self.image_size, self.channels, train=train
+                files,
+                labels,
+                self.image_size,
+                self.channels,
+                train=train,
+                eval_transform=self._eval,
             )
 
     @property

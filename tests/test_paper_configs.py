@@ -248,6 +248,59 @@ def test_dominant_patterns_reference_settings():
         assert data_args(data)["batch_size"] == 32 and data["trainer"]["max_epochs"] == 10
 
 
+def names_weights(spec: str) -> bool:
+    """Whether a timm/torchvision spec names its weights (a tag, a version, an hf-hub repo)."""
+    kind, _, name = spec.partition(":")
+    return kind in ("timm", "torchvision") and ("." in name or name.startswith("hf-hub:"))
+
+
+def header(config: Path) -> str:
+    """The comment lines before the first setting."""
+    lines = config.read_text().splitlines()
+    return "\n".join(
+        line for line in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("#"))]
+    )
+
+
+def test_class_inversion_reference_models():
+    """The papers' models with their weights pinned; verifiers that name (so load) weights."""
+    for config in configs_of("class_inversion"):
+        data = load(config)
+        model = model_args(data)
+        assert names_weights(model["classifier"]), (config.name, model["classifier"])
+        assert "Reported" in header(config), config.name
+        for callback in data["trainer"]["callbacks"]:
+            for verifier in (callback.get("init_args") or {}).get("verifiers") or []:
+                assert names_weights(verifier), (config.name, verifier)
+    deepinversion = model_args(load(PAPER / "class_inversion_deepinversion_resnet50.yaml"))
+    assert deepinversion["classifier"] in (
+        "torchvision:resnet50.IMAGENET1K_V1",
+        "timm:resnet50.tv_in1k",
+    )
+    vit = model_args(load(PAPER / "class_inversion_pii_vit_base_patch16_384.yaml"))
+    assert vit["classifier"].startswith("timm:vit_base_patch16_384.")
+    assert vit["input_size"] == vit["image_size"] == 384 and vit["options"]["ensemble"] == 6
+    deit = model_args(load(PAPER / "class_inversion_pii_deit_base_patch16_224.yaml"))
+    assert deit["classifier"].startswith("timm:deit_base_patch16_224.")
+    assert deit["options"]["ensemble"] == 11
+
+
+def test_imagenet_folders_use_the_model_eval_transform():
+    """Every paper config that reads an ImageNet folder reads it as its model's eval does."""
+    for config in PAPER_CONFIGS:
+        data = load(config)
+        if data["data"]["class_path"] != "ImageFolderDataModule":
+            continue
+        spec = data_args(data).get("eval_transform")
+        assert spec and names_weights(spec), config.name
+        classifier = model_args(data)["classifier"]
+        if names_weights(classifier):
+            assert spec == classifier, config.name
+    for arch in ("resnet50", "vgg16", "vgg19"):
+        data = load(PAPER / f"dominant_patterns_{arch}.yaml")
+        assert model_args(data)["classifier"] == f"torchvision:{arch}.IMAGENET1K_V1"
+
+
 def test_layerwise_reference_settings():
     for config in configs_of("layerwise"):
         data = load(config)

@@ -3,19 +3,86 @@
 :class:`ImageClassifier` takes images in [0, 1] (N x C x H x W), adapts the channel count,
 resizes inputs for models with a fixed input size, normalises, and runs the network. It
 can be frozen (eval mode that ``.train()`` cannot undo, no gradients) and exposes named
-feature taps.
+feature taps. Its :class:`EvalTransform` says how the model's own evaluation reads a
+picture from disk (resize, centre crop, interpolation), as timm's data config or
+torchvision's weights transforms do.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms import v2
 
 from inversion.errors import InversionError
 from inversion.models.taps import PENULTIMATE, tap_features
+
+Interpolation = Literal["nearest", "bilinear", "bicubic"]
+CropMode = Literal["center", "squash", "border"]
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """A model's own evaluation preprocessing of a picture: resize, then centre crop.
+
+    The ImageNet convention (timm's ``transforms_imagenet_eval``, torchvision's
+    ``ImageClassification``): resize to ``resize_size`` with the model's interpolation,
+    then crop ``crop_size`` from the centre (224 from 256 for most models). Normalisation is
+    not part of it: :class:`ImageClassifier` normalises with the model's mean and std.
+
+    Attributes:
+        crop_size: The model's native crop side.
+        resize_size: The side resized to before the crop, at the native crop side (the
+            shorter side for ``center``; both sides for ``squash``).
+        interpolation: The model's resampling filter.
+        crop_mode: ``center`` keeps the aspect ratio; ``squash`` resizes both sides (as
+            timm's ``crop_mode='squash'``). timm's ``border`` mode (pad to fit) is recorded
+            but not supported for image folders.
+    """
+
+    crop_size: int
+    resize_size: int
+    interpolation: Interpolation = "bilinear"
+    crop_mode: CropMode = "center"
+
+    @property
+    def crop_pct(self) -> float:
+        """Crop side over resize side (0.875 for 224 from 256)."""
+        return self.crop_size / self.resize_size
+
+    def resize_for(self, image_size: int) -> int:
+        """The resize side for an output of ``image_size`` (the native crop ratio kept)."""
+        if image_size == self.crop_size:
+            return self.resize_size
+        return math.floor(image_size * self.resize_size / self.crop_size)
+
+    def transforms(self, image_size: int | None = None) -> list[nn.Module]:
+        """The resize and centre crop (torchvision v2) that give ``image_size`` pixels.
+
+        On PIL images they resample as timm's and torchvision's own eval transforms do.
+
+        Args:
+            image_size: Output side (default: the native crop side).
+
+        Raises:
+            InversionError: For timm's ``border`` crop mode.
+        """
+        if self.crop_mode == "border":
+            raise InversionError(
+                "The model's eval transform uses timm's 'border' crop mode (pad to fit), "
+                "which image folders do not support; leave eval_transform unset."
+            )
+        crop = image_size or self.crop_size
+        side = self.resize_for(crop)
+        mode = v2.InterpolationMode(self.interpolation)
+        size = [side] if self.crop_mode == "center" else [side, side]
+        return [v2.Resize(size, interpolation=mode, antialias=True), v2.CenterCrop(crop)]
 
 
 class ImageClassifier(nn.Module):
@@ -35,6 +102,8 @@ class ImageClassifier(nn.Module):
         head: Name of the final classification module inside ``net`` (the input to it
             is the ``penultimate`` feature), or None if there is none to tap.
         feature_layers: Suggested layer names for feature taps.
+        eval_transform: How the model's own evaluation resizes and crops pictures from
+            disk (None: no such convention, e.g. the digits zoo).
     """
 
     mean: Tensor  # buffers (registered in __init__)
@@ -53,6 +122,7 @@ class ImageClassifier(nn.Module):
         fixed_size: bool = False,
         head: str | None = None,
         feature_layers: Sequence[str] = (),
+        eval_transform: EvalTransform | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -63,6 +133,7 @@ class ImageClassifier(nn.Module):
         self.fixed_size = fixed_size
         self.head = head
         self.feature_layers = list(feature_layers)
+        self.eval_transform = eval_transform
         self.frozen = False
         mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)

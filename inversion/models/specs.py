@@ -2,8 +2,17 @@
 
 Spec kinds:
 
-- ``timm:NAME`` -- any timm model (random init unless ``pretrained=True`` or ``weights``).
-- ``torchvision:NAME`` -- any torchvision classification model (same options).
+- ``timm:NAME`` -- any timm model, as timm writes it: an architecture (``resnet50``, random
+  init unless ``pretrained=True`` or ``weights``), an architecture with a pretrained tag
+  (``resnet50.tv_in1k``) or a Hugging Face repository (``hf-hub:timm/resnet50.tv_in1k``).
+- ``torchvision:NAME`` -- any torchvision classification model, optionally with a weights
+  version as torchvision names it (``resnet50.IMAGENET1K_V1``, ``resnet50.DEFAULT``).
+
+A name that names weights (a tag, a version, an ``hf-hub:`` repository) loads them unless
+``pretrained=False`` or ``weights=PATH`` is given; a bare architecture is randomly
+initialised unless ``pretrained=True``. timm and torchvision models carry their own
+evaluation preprocessing (:class:`EvalTransform`: resize, centre crop, interpolation; and
+their mean and std), which :func:`eval_transform_of` gives for image folders.
 - ``digits:NAME`` -- the embedded zoo (``cnn``, ``resnet``, ``vit``, ``mlp``,
   ``cnn-robust``, ``resnet-deep``), trained on the bundled digits on first use and cached;
   ``pretrained=False`` gives the untrained architecture.
@@ -16,33 +25,42 @@ Spec kinds:
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from inversion.errors import InversionError
-from inversion.models.classifier import ImageClassifier
+from inversion.models.classifier import EvalTransform, ImageClassifier
 from inversion.models.weights import (
     is_classifier_checkpoint,
     load_checkpoint_file,
+    load_state_dict_file,
     load_weights_into,
     module_substate,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CROP_PCT = 0.875  # timm's, for a data config without one
 KINDS = (
-    "timm:NAME",
-    "torchvision:NAME",
+    "timm:NAME[.TAG]",
+    "timm:hf-hub:ORG/NAME",
+    "torchvision:NAME[.WEIGHTS]",
     "digits:NAME",
     "cifar:NAME",
     "a path to a .ckpt/.pt checkpoint",
 )
 
 
-def _unknown_name(kind: str, name: str, known: list[str]) -> InversionError:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(f'{kind}:{c}' for c in close)}?" if close else ""
+def _unknown_name(
+    kind: str, name: str, known: list[str], arch: str | None = None
+) -> InversionError:
+    """An unknown architecture; ``arch`` is its part of a name with a weights tag."""
+    arch = arch or name
+    suffix = name[len(arch) :]
+    close = difflib.get_close_matches(arch, known, n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{kind}:{c}{suffix}' for c in close)}?" if close else ""
     return InversionError(f"Unknown {kind} model {name!r}.{hint}")
 
 
@@ -55,33 +73,172 @@ def _offline_error(spec: str, err: Exception) -> InversionError:
     )
 
 
+def _timm_names(name: str) -> tuple[str | None, bool]:
+    """Check a timm model name.
+
+    Returns:
+        Its registry name (None for ``hf-hub:``) and whether it names weights (a pretrained
+        tag or an ``hf-hub:`` repository).
+    """
+    import timm
+
+    if name.startswith("hf-hub:"):
+        repo = name[len("hf-hub:") :]
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise InversionError(
+                f"timm:{name} is not a Hugging Face model name; write timm:hf-hub:ORG/NAME, "
+                "e.g. timm:hf-hub:timm/resnet50.tv_in1k."
+            )
+        return None, True
+    arch, tag = timm.models.split_model_name_tag(name)
+    known = timm.list_models()
+    if arch not in known:
+        raise _unknown_name("timm", name, known, arch)
+    if tag:
+        tags = timm.list_pretrained(f"{arch}.*")
+        if name not in tags:
+            close = difflib.get_close_matches(name, tags, n=5, cutoff=0.5) or tags[:5]
+            listed = ", ".join(f"timm:{t}" for t in close) or "none (no pretrained weights)"
+            raise InversionError(
+                f"Unknown timm pretrained tag {tag!r} for {arch}. Tags of {arch}: {listed}."
+            )
+    return arch, bool(tag)
+
+
+def _head_classes(state: dict[str, Any], heads: Any) -> int | None:
+    """Rows of a state dict's classification head (timm's ``pretrained_cfg['classifier']``)."""
+    for head in (heads,) if isinstance(heads, str) else tuple(heads or ()):
+        weight = state.get(f"{head}.weight")
+        if weight is not None and weight.ndim >= 1:
+            return int(weight.shape[0])
+    return None
+
+
+def _timm_overlay(name: str, registry: str | None, weights: str) -> tuple[dict, bool]:
+    """The ``pretrained_cfg_overlay`` that loads a local weights file the way timm does.
+
+    The file is read by this project's safe loader (``weights_only=True``, safetensors,
+    ``module.``/``state_dict`` wrappers) and handed to timm as ``state_dict`` with the
+    file's own head size as ``num_classes``, so timm loads it as its own pretrained
+    weights: model-specific conversions (e.g. a ViT's position embeddings resampled to
+    ``input_size``), first-convolution adaptation to ``in_chans``, and a fresh head when
+    ``num_classes`` differs from the file's. Returns the overlay and the file's head names.
+    """
+    state = load_state_dict_file(weights)
+    overlay: dict[str, Any] = {"source": "", "state_dict": state, "file": None, "url": None}
+    heads = None
+    if registry is not None:
+        from timm.models import get_pretrained_cfg
+
+        try:
+            heads = getattr(get_pretrained_cfg(name), "classifier", None)
+        except RuntimeError:  # an architecture without any pretrained config
+            heads = None
+        classes = _head_classes(state, heads)
+        if classes is not None:
+            overlay["num_classes"] = classes
+    return overlay, heads is not None
+
+
+def _check_backbone_loaded(
+    net: Any, state: dict[str, Any], heads: Any, weights: str, spec: str
+) -> None:
+    """Check that every tensor but the head came from the file.
+
+    With a fresh head timm loads non-strictly, which would pass over missing keys.
+    """
+    heads = (heads,) if isinstance(heads, str) else tuple(heads or ())
+    missing = [
+        key
+        for key in net.state_dict()
+        if key not in state and not any(key.startswith(f"{h}.") for h in heads)
+    ]
+    if missing:
+        raise InversionError(
+            f"Weights file {weights} does not match {spec}: missing {len(missing)} keys (e.g. "
+            f"{missing[:3]}). Is it for this architecture?"
+        )
+
+
+def _mismatch(weights: str, spec: str, err: Exception) -> InversionError:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
+    if len(detail) > 200:
+        detail = detail[:200].rsplit(",", 1)[0] + ", ..."
+    return InversionError(
+        f"Weights file {weights} does not match {spec}: {detail} Is it for this "
+        "architecture, with the same in_chans?"
+    )
+
+
+def _timm_eval_transform(net: Any, size: tuple[int, int]) -> EvalTransform:
+    """The model's timm data config (``resolve_model_data_config``) as an :class:`EvalTransform`."""
+    from timm.data import resolve_model_data_config
+
+    config = resolve_model_data_config(net)
+    crop_pct = float(config.get("crop_pct") or DEFAULT_CROP_PCT)
+    crop = int(size[-1])
+    return EvalTransform(
+        crop_size=crop,
+        resize_size=math.floor(crop / crop_pct),
+        interpolation=config.get("interpolation", "bicubic"),
+        crop_mode=config.get("crop_mode") or "center",
+    )
+
+
+def _hub_error(spec: str, err: Exception) -> InversionError:
+    return InversionError(
+        f"Could not read {spec} from the Hugging Face Hub ({type(err).__name__}: "
+        f"{str(err).splitlines()[0] if str(err) else ''}). An hf-hub: name needs the "
+        "network, or the Hub cache (HF_HUB_CACHE) with HF_HUB_OFFLINE=1, even with "
+        "pretrained=False. Offline, name the model as timm's registry does (e.g. "
+        "timm:resnet50.tv_in1k) and pass the weights file with weights=PATH."
+    )
+
+
 def _build_timm(
     name: str,
     *,
     num_classes: int | None,
     in_chans: int | None,
     input_size: int | None,
-    pretrained: bool,
+    pretrained: bool | None,
     weights: str | None,
 ) -> ImageClassifier:
     import timm
 
-    if name not in timm.list_models():
-        raise _unknown_name("timm", name, timm.list_models())
+    spec = f"timm:{name}"
+    registry, names_weights = _timm_names(name)
+    download = names_weights if pretrained is None and weights is None else bool(pretrained)
     kwargs: dict = {}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
-    spec = f"timm:{name}"
+    state: dict[str, Any] = {}
+    heads_known = False
+    if weights is not None:
+        overlay, heads_known = _timm_overlay(name, registry, weights)
+        state = overlay["state_dict"]
+        kwargs.update(pretrained_cfg_overlay=overlay)
 
     def create(**extra: Any):
         try:
-            return timm.create_model(name, pretrained=pretrained, **kwargs, **extra)
+            return timm.create_model(
+                name, pretrained=download or weights is not None, **kwargs, **extra
+            )
         except TypeError:
             raise
+        except RuntimeError as err:
+            if weights is not None:
+                raise _mismatch(weights, spec, err) from err
+            if download:
+                raise _offline_error(spec, err) from err
+            raise
         except Exception as err:
-            if pretrained:
+            if registry is None:
+                raise _hub_error(spec, err) from err
+            if download:
                 raise _offline_error(spec, err) from err
             raise
 
@@ -92,9 +249,14 @@ def _build_timm(
             net = create()
     else:
         net = create()
-    if weights is not None:
-        load_weights_into(net, weights, spec)
+    if weights is not None:  # timm keeps the overlay: drop the file's tensors it holds
+        for attr in ("pretrained_cfg", "default_cfg"):
+            held = getattr(net, attr, None)
+            if isinstance(held, dict):
+                held.pop("state_dict", None)
     cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
+    if weights is not None and heads_known and net.num_classes != cfg.get("num_classes"):
+        _check_backbone_loaded(net, state, cfg.get("classifier"), weights, spec)
     fixed = bool(cfg.get("fixed_input_size", False))
     size = cfg.get("input_size", (3, 224, 224))[-2:]
     img_size = getattr(getattr(net, "patch_embed", None), "img_size", None)
@@ -120,7 +282,37 @@ def _build_timm(
         fixed_size=fixed,
         head=head,
         feature_layers=[f["module"] for f in feature_info if "module" in f],
+        eval_transform=_timm_eval_transform(net, size),
     )
+
+
+def _torchvision_weights(name: str) -> tuple[str, Any, bool]:
+    """Check a torchvision name.
+
+    Returns:
+        The architecture, its weights enum member (the named version, else ``DEFAULT``,
+        else None) and whether the name gave a version.
+    """
+    import torchvision
+    from torchvision.models import get_model_weights
+
+    arch, _, version = name.partition(".")
+    known = torchvision.models.list_models(module=torchvision.models)
+    if arch not in known:
+        raise _unknown_name("torchvision", name, known, arch)
+    try:
+        enum = get_model_weights(arch)
+    except (ValueError, KeyError):
+        enum = None
+    members = list(enum.__members__) if enum is not None else []
+    if version:
+        if version not in members:
+            listed = ", ".join(f"torchvision:{arch}.{m}" for m in members) or "none"
+            raise InversionError(
+                f"Unknown torchvision weights {version!r} for {arch}. Versions: {listed}."
+            )
+        return arch, enum[version], True  # type: ignore[index]
+    return arch, enum["DEFAULT"] if "DEFAULT" in members else None, False  # type: ignore[index]
 
 
 def _build_torchvision(
@@ -129,57 +321,71 @@ def _build_torchvision(
     num_classes: int | None,
     in_chans: int | None,
     input_size: int | None,
-    pretrained: bool,
+    pretrained: bool | None,
     weights: str | None,
 ) -> ImageClassifier:
     import torchvision
     from torch import nn
 
-    known = torchvision.models.list_models(module=torchvision.models)
-    if name not in known:
-        raise _unknown_name("torchvision", name, known)
     spec = f"torchvision:{name}"
+    arch, version, names_weights = _torchvision_weights(name)
+    download = names_weights if pretrained is None and weights is None else bool(pretrained)
     if in_chans not in (None, 3):
         raise InversionError(
             f"{spec} takes 3-channel inputs (in_chans={in_chans} is not "
             "supported); 1-channel images are replicated automatically."
         )
-    if pretrained and num_classes not in (None, 1000):
+    if download and version is None:
+        raise InversionError(f"torchvision has no pretrained weights for {arch}.")
+    categories = len(version.meta.get("categories") or ()) if version is not None else 0
+    if download and num_classes not in (None, categories):
         raise InversionError(
-            f"The pretrained weights of {spec} have 1000 classes; "
+            f"The pretrained weights of {spec} have {categories} classes; "
             f"num_classes={num_classes} needs pretrained=False."
         )
     kwargs: dict = {}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    fixed = name.startswith(("vit_", "maxvit", "swin"))
-    if input_size is not None and name.startswith("vit_"):
-        kwargs["image_size"] = input_size
+    fixed = arch.startswith(("vit_", "maxvit", "swin"))
+    if arch.startswith("vit_"):
+        if input_size is not None:
+            kwargs["image_size"] = input_size
+        elif names_weights and not download:  # the architecture the named weights need
+            kwargs["image_size"] = int(version.meta["min_size"][0])
     try:
-        net = torchvision.models.get_model(
-            name, weights="DEFAULT" if pretrained else None, **kwargs
-        )
+        net = torchvision.models.get_model(arch, weights=version if download else None, **kwargs)
     except Exception as err:
-        if pretrained:
+        if download:
             raise _offline_error(spec, err) from err
         raise
     if weights is not None:
         load_weights_into(net, weights, spec)
-    size = input_size or 224
-    if name.startswith("vit_"):
+    preprocess = version.transforms() if version is not None else None
+    eval_transform = None
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if preprocess is not None and hasattr(preprocess, "crop_size"):
+        eval_transform = EvalTransform(
+            crop_size=int(preprocess.crop_size[0]),
+            resize_size=int(preprocess.resize_size[0]),
+            interpolation=preprocess.interpolation.value,
+        )
+        mean, std = tuple(preprocess.mean), tuple(preprocess.std)
+    size = input_size or (eval_transform.crop_size if eval_transform else 224)
+    if arch.startswith("vit_"):
         size = net.image_size
     linears = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
     return ImageClassifier(
         net,
         name=spec,
-        num_classes=num_classes or 1000,
+        num_classes=num_classes or (categories if download else 1000),
         in_chans=3,
         input_size=(size, size),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=mean,
+        std=std,
         fixed_size=fixed,
         head=linears[-1] if linears else None,
         feature_layers=[n for n, _ in net.named_children()],
+        eval_transform=eval_transform,
     )
 
 
@@ -307,17 +513,25 @@ def build_classifier(
     """Build a classifier from a spec string; it takes images in [0, 1].
 
     Args:
-        spec: ``timm:NAME``, ``torchvision:NAME``, ``digits:NAME``, ``cifar:NAME`` or a
-            checkpoint path.
+        spec: ``timm:NAME`` (``resnet50``, ``resnet50.tv_in1k``, ``hf-hub:ORG/NAME``),
+            ``torchvision:NAME`` (``resnet50``, ``resnet50.IMAGENET1K_V1``),
+            ``digits:NAME``, ``cifar:NAME`` or a checkpoint path.
         num_classes: Output classes (default: the model's own, 1000 for ImageNet models).
         in_chans: Input channels of the network (default 3; 1 for the digits zoo).
         input_size: Input side for models with a fixed input size (ViTs, MLPs); others
             accept any size.
-        pretrained: Download pretrained weights (timm/torchvision; needs the network).
-            For ``digits:*`` the default (None) means the trained embedded model and
-            False an untrained architecture.
+        pretrained: Download pretrained weights (timm/torchvision; needs the network or
+            the library's cache). The default (None) loads the weights a spec names (a
+            timm tag, an ``hf-hub:`` repository, a torchvision weights version) and
+            randomly initialises a bare architecture; False never loads weights. For
+            ``digits:*`` None means the trained embedded model and False an untrained
+            architecture.
         weights: A local weights file (state dict, ``.pt``/``.pth``/``.safetensors``),
             loaded with ``weights_only=True``; the offline alternative to ``pretrained``.
+            For timm models it is loaded through timm's own mechanism
+            (``pretrained_cfg_overlay``): a ``num_classes`` other than the file's gives
+            the file's backbone with a fresh head (fine-tuning), and ``in_chans``/
+            ``input_size`` adapt the first convolution/position embeddings.
 
     Returns:
         An :class:`ImageClassifier` in eval mode (call ``.freeze()`` to fix it there).
@@ -345,7 +559,7 @@ def build_classifier(
             num_classes=num_classes,
             in_chans=in_chans,
             input_size=input_size,
-            pretrained=bool(pretrained) if kind != "digits" else pretrained,
+            pretrained=bool(pretrained) if kind == "cifar" else pretrained,
             weights=weights,
         )
         return model.eval()
@@ -357,3 +571,14 @@ def build_classifier(
     close = difflib.get_close_matches(kind, list(_BUILDERS), n=1)
     hint = f" Did you mean {close[0]}:{name or kind}?" if close else ""
     raise InversionError(f"Unknown classifier spec {spec!r}.{hint} Use one of: {', '.join(KINDS)}.")
+
+
+def eval_transform_of(spec: str) -> EvalTransform | None:
+    """The eval transform of the model a spec names (None where it has none).
+
+    The model is built without its weights (nothing is downloaded; an ``hf-hub:`` name
+    still reads its config from the Hub or its cache).
+    """
+    kind = spec.partition(":")[0]
+    pretrained = False if kind in _BUILDERS else None
+    return build_classifier(spec, pretrained=pretrained).eval_transform
