@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
+from lightning_modules.lightning_internals import epoch_max_steps, set_epoch_max_steps
 
 
 class EpochMetric(Protocol):
@@ -108,8 +109,8 @@ class BaseTask(pl.LightningModule):
         set_schedule = getattr(getattr(self.trainer, "datamodule", None), "set_schedule", None)
         if set_schedule is not None:
             set_schedule(steps)
-        elif loop.epoch_loop.max_steps == -1:  # plain loaders: stop where the schedule ends
-            loop.epoch_loop.max_steps = steps
+        elif epoch_max_steps(self.trainer) == -1:  # plain loaders: stop where the schedule ends
+            set_epoch_max_steps(self.trainer, steps)
 
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
         """Log as Lightning does; training losses are also kept for the non-finite check.
