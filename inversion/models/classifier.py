@@ -9,6 +9,7 @@ feature taps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,10 +36,17 @@ class ImageClassifier(nn.Module):
         head: Name of the final classification module inside ``net`` (the input to it
             is the ``penultimate`` feature), or None if there is none to tap.
         feature_layers: Suggested layer names for feature taps.
+
+    Attributes:
+        architecture: The :func:`~inversion.models.build_classifier` arguments (``spec``,
+            ``num_classes``, ``in_chans``, ``input_size``) that rebuild this network
+            untrained, without a weights file or a download (None when not built from a
+            spec); checkpoints store it so that they load on their own.
     """
 
     mean: Tensor  # buffers (registered in __init__)
     std: Tensor
+    architecture: dict[str, Any] | None
 
     def __init__(
         self,
@@ -64,6 +72,7 @@ class ImageClassifier(nn.Module):
         self.head = head
         self.feature_layers = list(feature_layers)
         self.frozen = False
+        self.architecture = None
         mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer("mean", mean_t, persistent=False)
