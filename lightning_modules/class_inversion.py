@@ -139,6 +139,9 @@ class ClassInversion(TargetTask):
             prog_bar=False,
         )
         self.log("loss", parts["loss"], prog_bar=True, logger=False)
+        if inverter.optimizer is not None:  # the recipe's schedule (the inverter's own Adam)
+            lr = inverter.optimizer.param_groups[0]["lr"]
+            self.log("train/lr", lr, on_step=True, on_epoch=False)
         if inverter.finished:
             self.produced[index] = inverter.result().to(self.produced.dtype)
             self.times_produced[index] += 1

@@ -46,6 +46,8 @@ class ClassifierModule(BaseTask):
             on GPUs, with bf16 in particular).
     """
 
+    lr_schedule = True  # warm-up, then cosine decay
+
     def __init__(
         self,
         classifier: str = "digits:cnn",

@@ -3,7 +3,8 @@
 Lightning has no public API for these: the step counter of manual optimisation (class
 inversion counts the steps of optimisers it creates itself), the step limit of the
 training epoch loop (a schedule run as one epoch) and the keyword arguments of a DDP
-strategy (whether it looks for unused parameters). Each is read through
+strategy (whether it looks for unused parameters) and the TensorBoard logger's placeholder
+hparams metric (``hp_metric = -1``, switched off). Each is read through
 :func:`lightning_attribute`, which fails with one message naming the attribute and the
 tested Lightning range when an upgrade moves it; ``tests/test_lightning_internals.py``
 checks every one on the installed Lightning, and ``pyproject.toml`` bounds the version.
@@ -11,10 +12,12 @@ checks every one on the installed Lightning, and ``pyproject.toml`` bounds the v
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import lightning
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 TESTED_LIGHTNING = ">=2.4,<2.7"  # keep in step with pyproject.toml
@@ -22,6 +25,7 @@ TESTED_LIGHTNING = ">=2.4,<2.7"  # keep in step with pyproject.toml
 MANUAL_STEP_PROGRESS = "fit_loop.epoch_loop.manual_optimization.optim_step_progress"
 EPOCH_LOOP = "fit_loop.epoch_loop"
 DDP_KWARGS = "_ddp_kwargs"
+HP_METRIC_PLACEHOLDER = "_default_hp_metric"
 
 
 def lightning_attribute(obj: Any, path: str) -> Any:
@@ -65,3 +69,16 @@ def set_epoch_max_steps(trainer: pl.Trainer, steps: int) -> None:
 def ddp_kwargs(strategy: DDPStrategy) -> dict[str, Any]:
     """The keyword arguments a DDP strategy passes to DistributedDataParallel."""
     return dict(lightning_attribute(strategy, DDP_KWARGS))
+
+
+def disable_hp_metric_placeholder(loggers: Iterable[Logger]) -> None:
+    """Stop TensorBoard loggers from recording ``hp_metric = -1`` with the hyperparameters.
+
+    Lightning logs the hyperparameters at the start of every run; a
+    :class:`~lightning.pytorch.loggers.TensorBoardLogger` built with
+    ``default_hp_metric=True`` (its default) adds that placeholder metric.
+    """
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            lightning_attribute(logger, HP_METRIC_PLACEHOLDER)  # fails loudly if it moved
+            setattr(logger, HP_METRIC_PLACEHOLDER, False)

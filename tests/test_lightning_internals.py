@@ -79,3 +79,11 @@ def test_a_moved_attribute_fails_naming_it():
     message = str(info.value)
     assert "Trainer.fit_loop.epoch_loop.renamed_progress" in message
     assert "'renamed_progress'" in message and internals.TESTED_LIGHTNING in message
+
+
+def test_hp_metric_placeholder_switch(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path)  # default_hp_metric=True
+    internals.disable_hp_metric_placeholder([logger, CSVLogger(tmp_path)])
+    assert internals.lightning_attribute(logger, internals.HP_METRIC_PLACEHOLDER) is False
