@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from inversion.models import ImageClassifier, build_classifier, tap_features
     from inversion.priors import BatchNormStatistics, total_variation_l2
     from inversion.robust_prior import (
+        apply_tool,
         interpolate_representations,
         invert_representation,
         manipulate_features,
@@ -73,6 +74,7 @@ _LAZY: dict[str, str] = {
     "Recipe": "inversion.class_inversion",
     "recipe_from": "inversion.class_inversion",
     # robust prior
+    "apply_tool": "inversion.robust_prior",
     "invert_representation": "inversion.robust_prior",
     "visualize_features": "inversion.robust_prior",
     "manipulate_features": "inversion.robust_prior",
@@ -117,6 +119,7 @@ __all__ = [  # InversionError, then the names of _LAZY
     "ClassInverter",
     "Recipe",
     "recipe_from",
+    "apply_tool",
     "invert_representation",
     "visualize_features",
     "manipulate_features",
