@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.outputs import produced_images
 from inversion.metrics.scorer import ImageScorer
+from lightning_modules.base import log_hparams_metrics
 
 STAGES = {"validate": "val", "test": "test"}
 
@@ -120,13 +120,9 @@ class ImageMetrics(pl.Callback):
         self.results[prefix] = results
         for key, value in results.items():
             pl_module.log(f"{prefix}/{key}", value)
-        if self.log_hparams and trainer.is_global_zero:
+        if self.log_hparams:
             metrics = {f"hp/{prefix}/{key}": value for key, value in results.items()}
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):  # the only one with hparams metrics
-                    logger.log_hyperparams(dict(pl_module.hparams), metrics)
-                else:
-                    logger.log_metrics(metrics, step=trainer.global_step)
+            log_hparams_metrics(trainer, pl_module.hparams, metrics)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
         self._finish(trainer, pl_module, "val")

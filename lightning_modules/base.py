@@ -7,16 +7,53 @@ the random number generators' states in checkpoints.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from fnmatch import fnmatchcase
+from typing import Any, ClassVar, Protocol, cast
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.data import AttributeDict
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
+from lightning_modules.lightning_internals import (
+    disable_hp_metric_placeholder,
+    epoch_max_steps,
+    set_epoch_max_steps,
+)
+
+
+def log_hparams_metrics(
+    trainer: pl.Trainer, hparams: Mapping[str, Any], metrics: Mapping[str, float]
+) -> None:
+    """Record ``metrics`` (``hp/...`` names) as hparams metrics with every logger.
+
+    TensorBoard gets them in its hparams plugin beside ``hparams``; other loggers (CSV,
+    ...) as plain metrics at the current step. Only the global-zero process writes, and
+    a name already recorded at this step (by a callback, then by the module) is skipped.
+    """
+    if not trainer.is_global_zero:
+        return
+    recorded = _RECORDED_HPARAMS_METRICS.setdefault(trainer, set())
+    fresh = {k: v for k, v in metrics.items() if (k, trainer.global_step) not in recorded}
+    if not fresh:
+        return
+    recorded.update((k, trainer.global_step) for k in fresh)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):  # the only one with hparams metrics
+            logger.log_hyperparams(dict(hparams), fresh)
+        else:
+            logger.log_metrics(fresh, step=trainer.global_step)
+
+
+_RECORDED_HPARAMS_METRICS: weakref.WeakKeyDictionary[pl.Trainer, set[tuple[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class EpochMetric(Protocol):
@@ -58,6 +95,12 @@ class BaseTask(pl.LightningModule):
     the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
     override ``on_train_batch_start``/``on_train_batch_end`` or ``log`` call ``super()``.
 
+    At the end of every validation (not the sanity check) and test, the logged metrics
+    that :attr:`hparams_metrics` names are recorded as hparams metrics ``hp/<name>``
+    (:func:`log_hparams_metrics`); TensorBoard's ``hp_metric = -1`` placeholder is off.
+    A module whose optimisers follow a schedule (:attr:`lr_schedule`) gets a
+    ``LearningRateMonitor`` whenever the trainer has a logger.
+
     Args:
         ignore: Init args not to save as hyperparameters.
     """
@@ -65,6 +108,11 @@ class BaseTask(pl.LightningModule):
     _frozen_models: dict[str, nn.Module]  # set with object.__setattr__: not a submodule
     _logged_losses: dict[str, Any]  # this batch's logged training losses (non-finite check)
     _batches_checked: int  # training batches seen in this fit (non-finite check)
+
+    hparams_metrics: ClassVar[tuple[str, ...]] = ("val/*", "test/*")
+    """Logged metric names (``fnmatch`` patterns) recorded as hparams metrics."""
+    lr_schedule: ClassVar[bool] = False
+    """Whether ``configure_optimizers`` returns a learning-rate schedule (then logged)."""
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         super().__init__()
@@ -100,6 +148,7 @@ class BaseTask(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Fit a module with a schedule as one epoch of exactly that schedule."""
+        disable_hp_metric_placeholder(self.trainer.loggers)
         steps = self.training_schedule() if stage == "fit" else None
         if steps is None:
             return
@@ -108,8 +157,36 @@ class BaseTask(pl.LightningModule):
         set_schedule = getattr(getattr(self.trainer, "datamodule", None), "set_schedule", None)
         if set_schedule is not None:
             set_schedule(steps)
-        elif loop.epoch_loop.max_steps == -1:  # plain loaders: stop where the schedule ends
-            loop.epoch_loop.max_steps = steps
+        elif epoch_max_steps(self.trainer) == -1:  # plain loaders: stop where the schedule ends
+            set_epoch_max_steps(self.trainer, steps)
+
+    def configure_callbacks(self) -> list[Callback]:
+        """A ``LearningRateMonitor`` (per step) for a schedule, when there is a logger."""
+        trainer = self.trainer
+        monitored = any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks)  # type: ignore[attr-defined]
+        if self.lr_schedule and trainer.loggers and not monitored:
+            return [LearningRateMonitor(logging_interval="step")]
+        return []
+
+    def on_validation_end(self) -> None:
+        """Record the validation metrics as hparams metrics (not in the sanity check)."""
+        if not self.trainer.sanity_checking:
+            self.log_hparams_metrics("val")
+
+    def on_test_end(self) -> None:
+        """Record the test metrics as hparams metrics."""
+        self.log_hparams_metrics("test")
+
+    def log_hparams_metrics(self, stage: str) -> None:
+        """Record ``stage``'s logged scalars that :attr:`hparams_metrics` names as ``hp/...``."""
+        metrics = {
+            f"hp/{name}": float(value)
+            for name, value in self.trainer.callback_metrics.items()
+            if name.startswith(f"{stage}/")
+            and torch.as_tensor(value).numel() == 1
+            and any(fnmatchcase(name, pattern) for pattern in self.hparams_metrics)
+        }
+        log_hparams_metrics(self.trainer, self.hparams, metrics)
 
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
         """Log as Lightning does; training losses are also kept for the non-finite check.

@@ -13,6 +13,7 @@ from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
 from lightning_modules.base import TargetTask
+from lightning_modules.lightning_internals import count_manual_optimizer_step
 from lightning_modules.strategies import refuse_wrapping_ddp
 
 
@@ -138,6 +139,9 @@ class ClassInversion(TargetTask):
             prog_bar=False,
         )
         self.log("loss", parts["loss"], prog_bar=True, logger=False)
+        if inverter.optimizer is not None:  # the recipe's schedule (the inverter's own Adam)
+            lr = inverter.optimizer.param_groups[0]["lr"]
+            self.log("train/lr", lr, on_step=True, on_epoch=False)
         if inverter.finished:
             self.produced[index] = inverter.result().to(self.produced.dtype)
             self.times_produced[index] += 1
@@ -148,9 +152,7 @@ class ClassInversion(TargetTask):
         Lightning counts steps of the optimisers it manages; the inverter's Adam is
         re-created per batch and stage, so its steps are counted here.
         """
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        progress.increment_ready()
-        progress.increment_completed()
+        count_manual_optimizer_step(self.trainer)
 
     def on_train_end(self) -> None:
         """Give every rank every target's image (each row was filled by one rank)."""

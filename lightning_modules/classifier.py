@@ -11,6 +11,7 @@ from torchmetrics import Metric, MetricCollection
 
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.models import build_classifier
+from inversion.models.specs import self_contained_hparams
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.training import OptimizerName, build_optimizer, classification_loss
 from lightning_modules.base import BaseTask
@@ -21,7 +22,10 @@ class ClassifierModule(BaseTask):
 
     Its checkpoints are themselves classifier specs: ``build_classifier("path.ckpt")``
     rebuilds the network from the saved hyperparameters (loaded with
-    ``weights_only=True``).
+    ``weights_only=True``). They are self-contained: the saved hyperparameters name the
+    network's architecture (``pretrained=False``, no ``weights``; what the run started
+    from is kept as ``initialised_from``), so ``load_from_checkpoint`` and
+    ``build_classifier`` need neither the starting weights file nor the network.
 
     Args:
         classifier: Spec, e.g. ``digits:resnet``, ``timm:resnet18``,
@@ -41,6 +45,8 @@ class ClassifierModule(BaseTask):
         channels_last: Run the network in channels_last memory format (faster convolutions
             on GPUs, with bf16 in particular).
     """
+
+    lr_schedule = True  # warm-up, then cosine decay
 
     def __init__(
         self,
@@ -72,6 +78,13 @@ class ClassifierModule(BaseTask):
         ).train()  # build_classifier returns eval mode; this model is trained
         if hp.channels_last:
             self.model.to(memory_format=torch.channels_last)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save hyperparameters that rebuild the network without its starting weights."""
+        super().on_save_checkpoint(checkpoint)
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            checkpoint["hyper_parameters"] = self_contained_hparams(hparams, self.model)
 
     def to_memory_format(self, images: Tensor) -> Tensor:
         """Images in the memory format of the network (see ``channels_last``)."""

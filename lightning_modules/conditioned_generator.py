@@ -62,6 +62,8 @@ class ConditionedGeneratorInversion(TargetTask):
 
     classifier: ImageClassifier  # attached frozen (attach_frozen): not a submodule
 
+    lr_schedule = True  # warm-up, then cosine decay (logged by a LearningRateMonitor)
+
     def __init__(
         self,
         classifier: str = "digits:cnn",

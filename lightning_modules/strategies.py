@@ -6,6 +6,7 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
 
 from inversion.errors import InversionError
+from lightning_modules.lightning_internals import ddp_kwargs
 
 
 class IndependentDDPStrategy(DDPStrategy):
@@ -44,7 +45,7 @@ def require_unused_parameter_search(strategy: Strategy, module_name: str, why: s
     """
     if not isinstance(strategy, DDPStrategy) or isinstance(strategy, IndependentDDPStrategy):
         return
-    if strategy._ddp_kwargs.get("find_unused_parameters"):
+    if ddp_kwargs(strategy).get("find_unused_parameters"):
         return
     raise InversionError(
         f"{module_name}: {why}, so under DDP some parameters get no gradient in a step: use "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -104,10 +104,17 @@ class ImageClassifier(nn.Module):
         feature_layers: Suggested layer names for feature taps.
         eval_transform: How the model's own evaluation resizes and crops pictures from
             disk (None: no such convention, e.g. the digits zoo).
+
+    Attributes:
+        architecture: The :func:`~inversion.models.build_classifier` arguments (``spec``,
+            ``num_classes``, ``in_chans``, ``input_size``) that rebuild this network
+            untrained, without a weights file or a download (None when not built from a
+            spec); checkpoints store it so that they load on their own.
     """
 
     mean: Tensor  # buffers (registered in __init__)
     std: Tensor
+    architecture: dict[str, Any] | None
 
     def __init__(
         self,
@@ -135,6 +142,7 @@ class ImageClassifier(nn.Module):
         self.feature_layers = list(feature_layers)
         self.eval_transform = eval_transform
         self.frozen = False
+        self.architecture = None
         mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer("mean", mean_t, persistent=False)

@@ -447,8 +447,34 @@ def classifier_from_checkpoint(path: str | Path) -> ImageClassifier:
         pretrained=False,
     )
     model.load_state_dict(module_substate(checkpoint, "model"))
-    model.name = str(path)
+    model.name = str(path)  # (its architecture stays that of the spec inside)
     return model.eval()
+
+
+def self_contained_hparams(hparams: dict[str, Any], model: ImageClassifier) -> dict[str, Any]:
+    """A classifier checkpoint's hyperparameters that rebuild ``model`` from the file alone.
+
+    The network is named by its architecture (:attr:`ImageClassifier.architecture`) with
+    ``pretrained=False`` and no ``weights``, so neither the starting weights file (nor a
+    checkpoint it was fine-tuned from) nor the network is needed to load it: the
+    checkpoint's state dict holds the weights. What the run started from is kept under
+    ``initialised_from`` (a key the module's init does not take).
+    """
+    if model.architecture is None:
+        return hparams
+    arch = model.architecture
+    started = {k: hparams.get(k) for k in ("classifier", "pretrained", "weights")}
+    rebuilt = {
+        "classifier": arch["spec"],
+        "num_classes": arch["num_classes"],
+        "in_chans": arch["in_chans"],
+        "input_size": arch["input_size"],
+        "pretrained": False,
+        "weights": None,
+    }
+    if started != {k: rebuilt[k] for k in started}:
+        rebuilt["initialised_from"] = started
+    return {**hparams, **rebuilt}
 
 
 def _build_cifar(
@@ -562,6 +588,12 @@ def build_classifier(
             pretrained=bool(pretrained) if kind == "cifar" else pretrained,
             weights=weights,
         )
+        model.architecture = {
+            "spec": spec,
+            "num_classes": model.num_classes,
+            "in_chans": model.in_chans,
+            "input_size": input_size,
+        }
         return model.eval()
     path = Path(spec).expanduser()
     if path.is_file():
