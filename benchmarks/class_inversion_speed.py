@@ -84,9 +84,7 @@ def module_loop(target: str, options: dict, per_class: int, device: str, k: int)
             channels=1,
             steps_per_training_step=k,
         )
-        data = ClassTargetsDataModule(
-            num_classes=10, images_per_class=per_class, batch_size=10_000
-        )
+        data = ClassTargetsDataModule(num_classes=10, images_per_class=per_class, batch_size=10_000)
         return fit_seconds_per_step(module, device, timer, datamodule=data)
 
     return run

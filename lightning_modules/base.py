@@ -7,6 +7,7 @@ the random number generators' states in checkpoints.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, cast
 
@@ -165,16 +166,50 @@ class BaseTask(pl.LightningModule):
             self.automatic_optimization = False
             object.__setattr__(self, "training_step", grouped_step)
 
+    def on_train_start(self) -> None:
+        """Count an epoch in training steps of K optimisation steps (:meth:`group_steps`)."""
+        self._count_training_steps()
+
+    def on_train_epoch_start(self) -> None:
+        """As :meth:`on_train_start` (an epoch may reload its loaders)."""
+        self._count_training_steps()
+
+    def _count_training_steps(self) -> None:
+        """Make Lightning's batch count of an epoch ``ceil(batches / K)`` where K > 1.
+
+        Lightning sizes an epoch by the loader's length; a grouped step consumes K of
+        its batches, so the epoch's end (resuming from a checkpoint at an epoch's end
+        included), the progress bar and a fractional ``val_check_interval`` are counted
+        in training steps. The schedules were sized before (in optimisation steps).
+        """
+        steps = getattr(self, "_steps_per_training_step", 1)
+        trainer = self.trainer
+        loop = trainer.fit_loop
+        loader = getattr(loop, "_combined_loader", None)
+        if steps == 1 or loader is None or loader is getattr(self, "_counted_loader", None):
+            return
+        object.__setattr__(self, "_counted_loader", loader)  # not a submodule or state
+        if loop.max_batches != float("inf"):
+            loop.max_batches = math.ceil(loop.max_batches / steps)
+            interval = trainer.val_check_interval
+            if isinstance(interval, float) and trainer.val_check_batch not in (None, float("inf")):
+                trainer.val_check_batch = max(1, int(loop.max_batches * interval))
+
     def next_batches(self, dataloader_iter: Iterator[Any]) -> list[Any]:
-        """The next batches of a grouped training step, on the device (fewer at the end).
+        """The next batches of a grouped training step, on the device.
+
+        Fewer at the end of the data (an epoch) or where ``max_steps`` is reached.
 
         Each goes through the conversions and hooks Lightning applies to a batch it
         hands to ``training_step`` (precision, ``on_before_batch_transfer``, the move to
         the device, ``on_after_batch_transfer``).
         """
         trainer = self.trainer
+        count = getattr(self, "_steps_per_training_step", 1)
+        if trainer.max_steps >= 0:  # stop where max_steps stops K = 1
+            count = min(count, trainer.max_steps - trainer.global_step)
         batches = []
-        for _ in range(getattr(self, "_steps_per_training_step", 1)):
+        for _ in range(count):
             try:
                 batch, _, _ = next(dataloader_iter)
             except StopIteration:
