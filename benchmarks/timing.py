@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +46,10 @@ def pin_threads(threads: int) -> int:
     return torch.get_num_threads()
 
 
-def add_timing_args(parser: argparse.ArgumentParser, steps: int, repeats: int = 5) -> None:
-    """The options every speed benchmark shares: steps, repeats, threads, device."""
-    parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
+def add_timing_args(parser: argparse.ArgumentParser, steps: int | None, repeats: int = 5) -> None:
+    """The options every speed benchmark shares: steps (unless None), repeats, threads, device."""
+    if steps is not None:
+        parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
     parser.add_argument("--repeats", type=int, default=repeats, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -204,10 +205,3 @@ def header(what: str, device: str, threads: int, steps: int, repeats: int) -> st
         f"{what}; device {device}, torch {torch.__version__}, {threads} threads, "
         f"{repeats} interleaved rounds of {steps} steps (ratio: median and min-max over rounds)"
     )
-
-
-def row_cells(timings: Timings, names: Sequence[str | None]) -> list[str]:
-    """Cells of a README row: bare ms, then the ratio of each named loop (``-`` if None)."""
-    return [f"{timings.bare_ms():.1f}"] + [
-        "-" if name is None else timings.cell(name) for name in names
-    ]

@@ -177,7 +177,8 @@ class ConditionedGeneratorInversion(TargetTask):
         """K steps of :meth:`training_step`, the update and the schedule, one per batch."""
         optimizer = cast(torch.optim.Optimizer, self.optimizers())
         scheduler = cast(torch.optim.lr_scheduler.LRScheduler, self.lr_schedulers())
-        loss, parts = None, {}
+        loss: Tensor | None = None
+        parts: dict[str, Tensor] = {}
         for batch in self.next_batches(dataloader_iter):
             optimizer.zero_grad()
             loss, parts = generator_step(self.generator, self.classifier, self.objective, batch)
