@@ -91,7 +91,7 @@ def _gan_inversion() -> str:
 
 
 def _speed() -> str:
-    from benchmarks.speed_table import table
+    from benchmarks.speed_summary import table
 
     return table()
 

@@ -1,5 +1,7 @@
 """The README's speed table: every ``*_speed.py`` benchmark on this machine, with spreads.
 
+It times the LightningModules, so it is not a ``*_table.py`` (those take nothing from them).
+
 Each row runs one benchmark's ``measure`` with its default arguments (interleaved rounds,
 ``benchmarks.timing``) and reports the bare loop's median ms/step and the engine's and
 the module's ratios to it (median, min-max over rounds); the step-wise modules also for
