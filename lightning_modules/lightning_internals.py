@@ -12,6 +12,7 @@ checks every one on the installed Lightning, and ``pyproject.toml`` bounds the v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,3 +83,33 @@ def disable_hp_metric_placeholder(loggers: Iterable[Logger]) -> None:
         if isinstance(logger, TensorBoardLogger):
             lightning_attribute(logger, HP_METRIC_PLACEHOLDER)  # fails loudly if it moved
             setattr(logger, HP_METRIC_PLACEHOLDER, False)
+
+
+LOGS_DUE = "_logger_connector.should_update_logs"
+FIT_LOADER = "fit_loop._combined_loader"
+FIT_BATCHES = "fit_loop.max_batches"
+
+
+def logs_due(trainer: pl.Trainer) -> bool:
+    """Whether Lightning hands this training step's logged values to the loggers."""
+    return bool(lightning_attribute(trainer, LOGS_DUE))
+
+
+def fit_loader(trainer: pl.Trainer) -> Any:
+    """The training loop's current (combined) loader, or None before it is set up."""
+    lightning_attribute(trainer, "fit_loop")
+    if not hasattr(trainer.fit_loop, FIT_LOADER.rsplit(".", 1)[1]):
+        lightning_attribute(trainer, FIT_LOADER)  # fails loudly: the attribute moved
+    return getattr(trainer.fit_loop, "_combined_loader", None)
+
+
+def scale_epoch_batches(trainer: pl.Trainer, steps: int) -> None:
+    """Count an epoch in groups of ``steps`` batches (its length and validation cadence)."""
+    loop = trainer.fit_loop
+    batches = lightning_attribute(trainer, FIT_BATCHES)
+    if batches == float("inf"):
+        return
+    loop.max_batches = math.ceil(batches / steps)
+    interval = trainer.val_check_interval
+    if isinstance(interval, float) and trainer.val_check_batch not in (None, float("inf")):
+        trainer.val_check_batch = max(1, int(loop.max_batches * interval))

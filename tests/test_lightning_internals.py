@@ -87,3 +87,32 @@ def test_hp_metric_placeholder_switch(tmp_path):
     logger = TensorBoardLogger(tmp_path)  # default_hp_metric=True
     internals.disable_hp_metric_placeholder([logger, CSVLogger(tmp_path)])
     assert internals.lightning_attribute(logger, internals.HP_METRIC_PLACEHOLDER) is False
+
+
+def test_grouped_step_internals_exist_on_a_fitted_trainer():
+    import lightning.pytorch as pl
+    import torch
+
+    from lightning_modules import lightning_internals as li
+
+    seen = {}
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            seen["logs_due"] = li.logs_due(self.trainer)
+            seen["loader"] = li.fit_loader(self.trainer)
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(8, 2)), 2)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Probe(), data)
+    assert isinstance(seen["logs_due"], bool) and seen["loader"] is not None
+    li.scale_epoch_batches(trainer, 2)  # the attribute is there and takes a new count
