@@ -22,7 +22,7 @@ from inversion.dominant_patterns import (
     pattern_optimizer,
     proxy_images,
 )
-from inversion.metrics.features import short_name
+from inversion.metrics.names import unique_names
 from inversion.models import ImageClassifier, build_classifier
 from lightning_modules.base import TargetTask
 
@@ -106,7 +106,10 @@ class DominantPatterns(TargetTask):
         classifier = self._frozen(self.frozen_target())
         self.objective = PatternObjective(hp.objective, hp.layer, tuple(hp.layers or ()))
         self.objective.check(classifier)
-        transfers = {short_name(s): self._frozen(build_classifier(s)) for s in hp.transfer_to or []}
+        transfers = {
+            name: self._frozen(build_classifier(spec))
+            for name, spec in unique_names(hp.transfer_to or [], reserved=[TARGET]).items()
+        }
         self.attach_frozen("classifier", classifier)  # not submodules: never saved
         object.__setattr__(self, "transfer_models", transfers)  # a dict, by name
         for name, model in transfers.items():

@@ -88,7 +88,11 @@ def test_classifier_trains_with_two_process_ddp(tmp_path, monkeypatch, config):
             "--trainer.limit_train_batches=3",
             "--trainer.limit_val_batches=2",
             "--trainer.enable_progress_bar=false",
-            *(["--model.init_args.eval_steps=3"] if config == "robust_prior_training.yaml" else []),
+            *(
+                ["--model.init_args.eval_steps=3", "--model.init_args.full_robust_eval=true"]
+                if config == "robust_prior_training.yaml"
+                else []
+            ),
         ]
     )
     assert cli.trainer.world_size == 2

@@ -27,6 +27,7 @@ def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy
         lr=0.0,
         eps=1.5,
         extra_eval_eps=[0.5],
+        full_robust_eval=True,
     )
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2)
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=64, max_shift=0))
@@ -38,7 +39,9 @@ def test_training_batches_are_adversarial_and_evaluation_reports_robust_accuracy
 
 def test_robust_accuracy_equals_a_plain_pgd_evaluation():
     images, labels = load_digits_split("val")
-    module = RobustClassifierModule(classifier="digits:cnn", pretrained=True, eps=1.0)
+    module = RobustClassifierModule(
+        classifier="digits:cnn", pretrained=True, eps=1.0, full_robust_eval=True
+    )
     trainer = quiet_trainer()
     results = trainer.validate(module, datamodule=DigitsDataModule(batch_size=90))[0]
     model = build_classifier("digits:cnn").freeze()
@@ -46,6 +49,101 @@ def test_robust_accuracy_equals_a_plain_pgd_evaluation():
     expected = accuracy(model, attack(model, images, labels), labels)
     assert results["val/robust_acc"] == pytest.approx(expected, abs=1e-6)
     assert results["val/acc"] == pytest.approx(accuracy(model, images, labels), abs=1e-6)
+
+
+def record_attacks(monkeypatch) -> list[tuple[float, int, bool, int]]:
+    """Every PGD call from now on, as (eps, steps, random_start, number of images)."""
+    calls: list[tuple[float, int, bool, int]] = []
+    attack = PGD.__call__
+
+    def recording(self, model, images, *args, **kwargs):
+        calls.append((self.eps, self.steps, self.random_start, images.shape[0]))
+        return attack(self, model, images, *args, **kwargs)
+
+    monkeypatch.setattr(PGD, "__call__", recording)
+    return calls
+
+
+def test_default_validation_attacks_a_fixed_subset_with_the_training_attack(monkeypatch):
+    # 180 validation digits in 12 batches of 16: clean accuracy on all of them, the
+    # training attack (3 steps, no random start) on the first 2 batches only, whatever the
+    # split's size; and the estimate is a plain PGD evaluation of those 32 images
+    calls = record_attacks(monkeypatch)
+    module = RobustClassifierModule(
+        classifier="digits:cnn",
+        pretrained=True,
+        eps=1.0,
+        steps=3,
+        random_start=True,
+        eval_steps=2,
+        extra_eval_eps=[0.5],
+    )
+    datamodule = DigitsDataModule(batch_size=16)
+    results = quiet_trainer().validate(module, datamodule=datamodule)[0]
+    assert set(results) == {"val/loss", "val/acc", "val/acc_top5", "val/robust_acc_subset"}
+    assert calls == [(1.0, 3, False, 16), (1.0, 3, False, 16)]
+    images, labels = load_digits_split("val")
+    model = build_classifier("digits:cnn").freeze()
+    attack = PGD(1.0, default_step_size(1.0, 3), 3, "l2")
+    correct = sum(
+        float(
+            accuracy(
+                model, attack(model, images[i : i + 16], labels[i : i + 16]), labels[i : i + 16]
+            )
+        )
+        * 16
+        for i in (0, 16)
+    )
+    assert results["val/robust_acc_subset"] == pytest.approx(correct / 32, abs=1e-6)
+    assert results["val/acc"] == pytest.approx(accuracy(model, images, labels), abs=1e-6)
+    # test is always the full evaluation: every eps, eval_steps steps, every batch
+    calls.clear()
+    results = quiet_trainer(limit_test_batches=3).test(module, datamodule=datamodule)[0]
+    assert {"test/acc", "test/robust_acc", "test/robust_acc_eps0.5"} <= set(results)
+    assert sorted(calls) == sorted([(1.0, 2, False, 16), (0.5, 2, False, 16)] * 3)
+
+
+def test_full_robust_eval_attacks_every_batch_at_every_eps(monkeypatch):
+    calls = record_attacks(monkeypatch)
+    module = RobustClassifierModule(
+        classifier="digits:cnn",
+        pretrained=True,
+        eps=1.0,
+        steps=3,
+        eval_steps=2,
+        extra_eval_eps=[0.5],
+        full_robust_eval=True,
+    )
+    results = quiet_trainer().validate(module, datamodule=DigitsDataModule(batch_size=45))[0]
+    assert set(results) == {
+        "val/loss",
+        "val/acc",
+        "val/acc_top5",
+        "val/robust_acc",
+        "val/robust_acc_eps0.5",
+    }
+    assert sorted(calls) == sorted([(1.0, 2, False, 45), (0.5, 2, False, 45)] * 4)
+
+
+def test_subset_estimate_during_fit_and_none_with_zero_batches(monkeypatch):
+    calls = record_attacks(monkeypatch)
+    module = RobustClassifierModule(
+        classifier="digits:cnn",
+        pretrained=False,
+        steps=2,
+        random_start=True,
+        robust_subset_batches=1,
+    )
+    trainer = quiet_trainer(max_epochs=2, limit_train_batches=2)
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    assert "val/robust_acc_subset" in trainer.callback_metrics
+    assert "val/robust_acc" not in trainer.callback_metrics
+    # per epoch: 2 training batches (random start), then 1 of the 6 validation batches
+    assert calls == [(0.5, 2, True, 32), (0.5, 2, True, 32), (0.5, 2, False, 32)] * 2
+    calls.clear()
+    module = RobustClassifierModule(classifier="digits:cnn", robust_subset_batches=0)
+    results = quiet_trainer().validate(module, datamodule=DigitsDataModule(batch_size=90))[0]
+    assert calls == [] and set(results) == {"val/loss", "val/acc", "val/acc_top5"}
 
 
 class StopAfterFirstEpoch(pl.Callback):
@@ -94,6 +192,8 @@ def test_checkpoint_is_a_classifier_spec_and_resume_continues_the_same_run(tmp_p
 def test_bad_attack_settings_are_one_clear_error(tmp_path, monkeypatch, capsys):
     with pytest.raises(InversionError, match="norm"):
         RobustClassifierModule(norm="l3")
+    with pytest.raises(InversionError, match="robust_subset_batches"):
+        RobustClassifierModule(robust_subset_batches=-1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(
         "sys.argv",
@@ -121,7 +221,7 @@ def test_channels_last_and_bf16_autocast_train():
     trainer.fit(module, datamodule=datamodule)
     assert trainer.global_step == 2
     results = trainer.validate(module, datamodule=datamodule)[0]
-    assert 0 <= results["val/robust_acc"] <= results["val/acc"] <= 1
+    assert 0 <= results["val/robust_acc_subset"] <= 1
     conv = next(m for m in module.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 

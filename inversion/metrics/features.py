@@ -9,23 +9,18 @@ custom extractor is never mistaken for Inception FID.
 from __future__ import annotations
 
 import os
-import re
 
 import torch
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
+from inversion.metrics.names import short_name, split_named_spec
 from inversion.models import PENULTIMATE, build_classifier
 from inversion.models.weights import load_checkpoint_file
 
 INCEPTION = "inception"
 INCEPTION_WEIGHTS_ENV_VAR = "INVERSION_INCEPTION_WEIGHTS"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-
-
-def short_name(spec: str) -> str:
-    """A metric-name-safe version of a spec: ``digits:resnet`` -> ``digits-resnet``."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-")
 
 
 def to_uint8_rgb(images: Tensor) -> Tensor:
@@ -116,13 +111,14 @@ class ClassifierFeatures(FeatureExtractor):
     PNGs and the tensors that were saved to it score the same.
 
     Args:
-        spec: Any classifier spec (e.g. ``digits:resnet``).
+        spec: Any classifier spec (e.g. ``digits:resnet``), or ``name=spec`` to choose the
+            name that metric names carry (see :mod:`inversion.metrics.names`).
     """
 
     def __init__(self, spec: str) -> None:
         super().__init__()
-        self.classifier = build_classifier(spec).freeze()
         self.name = short_name(spec)
+        self.classifier = build_classifier(split_named_spec(spec)[1]).freeze()
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:  # noqa: D102
         images = to_uint8_rgb(images).float() / 255

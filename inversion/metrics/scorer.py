@@ -15,12 +15,15 @@ from torchmetrics import MeanMetric, Metric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from inversion.errors import InversionError
-from inversion.metrics.features import FeatureExtractor, build_feature_extractor, short_name
+from inversion.metrics.features import FeatureExtractor, build_feature_extractor
 from inversion.metrics.fid import FrechetDistance
 from inversion.metrics.inception_score import InceptionScore
+from inversion.metrics.names import unique_names
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.metrics.reference import reference_statistics
 from inversion.models import build_classifier
+
+MEAN = "verifiers"  # top1_verifiers, ...: the mean over verifiers
 
 
 def top_k_accuracy(num_classes: int, k: int) -> MulticlassAccuracy:
@@ -41,7 +44,10 @@ class ImageScorer(nn.Module):
             ``top1_<name>`` and ``top5_<name>`` (labels below 0 are ignored), and
             their mean over verifiers ``top1_verifiers``/``top5_verifiers``. Without any
             label of 0 or more (labels None, or all below 0) there is no accuracy: these
-            keys are absent from the results, never 0.
+            keys are absent from the results, never 0. ``<name>`` is short and unique
+            (:func:`~inversion.metrics.names.unique_names`): ``digits-resnet``, a
+            checkpoint's ``<run>-v<version>-<file>`` or file stem, or the name of a
+            ``name=spec``.
         feature: ``inception`` (standard InceptionV3), a classifier spec (e.g.
             ``digits:resnet``; metric names then say so: ``fid_digits-resnet``), or
             None for no IS/FID.
@@ -63,8 +69,7 @@ class ImageScorer(nn.Module):
         super().__init__()
         self.verifiers = nn.ModuleDict()
         self.accuracy = nn.ModuleDict()
-        for spec in verifiers:
-            name = short_name(spec)
+        for name, spec in unique_names(verifiers, reserved=[MEAN]).items():
             verifier = build_classifier(spec).freeze()
             self.verifiers[name] = verifier
             metrics: dict[str, Metric | MetricCollection] = {
@@ -153,7 +158,7 @@ class ImageScorer(nn.Module):
         for k in ("top1", "top5", "agree"):
             values = [v for key, v in results.items() if key.startswith(f"{k}_")]
             if len(values) > 1:
-                results[f"{k}_verifiers"] = sum(values) / len(values)
+                results[f"{k}_{MEAN}"] = sum(values) / len(values)
         if self.inception_score is not None and self.extractor is not None:
             mean, std = self.inception_score.compute()
             name = self.extractor.metric_name("is")
