@@ -307,7 +307,19 @@ def test_layerwise_reference_settings():
         model = model_args(data)
         assert model["classifier"] == "timm:resnet50"
         assert model["layers"] == ["act1", "layer1", "layer2", "layer3", "layer4"]
-        assert data["trainer"]["precision"] == "bf16-mixed"  # 32-true here: slow on a CPU
+        assert "configs/trainer/gpu8_ddp_bf16.yaml" in header(config)  # 32-true here: CPU
+
+
+def test_paper_configs_leave_hardware_and_logging_to_fragments():
+    """Each documents the trainer fragment it runs with; none sets devices or a logger."""
+    for config in PAPER_CONFIGS:
+        trainer = load(config)["trainer"]
+        hardware = {"accelerator", "devices", "strategy", "num_nodes", "precision", "logger"}
+        assert not hardware & set(trainer), (config.name, hardware & set(trainer))
+        fragments = re.findall(r"--config (configs/trainer/\S+\.yaml)", header(config))
+        assert fragments, f"{config.name} names no trainer fragment in its header"
+        for fragment in fragments:
+            assert (REPO / fragment).is_file(), (config.name, fragment)
 
 
 # --- small runs -----------------------------------------------------------------------------
@@ -332,3 +344,48 @@ def test_paper_config_runs_at_a_small_size(config, tmp_path, monkeypatch):
         ]
     )
     family.check(cli)
+
+
+def test_paper_config_with_trainer_and_logging_fragments(tmp_path, monkeypatch):
+    """A paper config run small with the hardware and the logger swapped in, one flag each.
+
+    The fragments are named as shipped configs (relative to the configs folder); the
+    method's own callbacks and settings stay, the logger is the fragment's, named after
+    the method config.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    from callbacks import ImageGrid
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])
+    config = PAPER / "dominant_patterns_resnet50.yaml"
+    data = load(config)
+    FAMILIES["dominant_patterns"].shrink(data, tmp_path)
+    small = tmp_path / config.name
+    small.write_text(yaml.safe_dump(data))
+    cli = train.main(
+        [
+            "fit",
+            "--config",
+            str(small),
+            "--config",
+            "trainer/cpu.yaml",
+            "--config",
+            "logging/csv.yaml",
+            # fast_dev_run would swap the logger for a dummy: one epoch of the tiny folder
+            "--trainer.max_epochs=1",
+            "--trainer.check_val_every_n_epoch=1",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    assert cli.trainer.state.finished and cli.model.pattern.pattern.shape == (1, 3, 32, 32)
+    trainer = cli.trainer
+    assert trainer.accelerator.__class__.__name__ == "CPUAccelerator"
+    assert trainer.precision == "32-true" and trainer.num_devices == 1
+    assert isinstance(trainer.logger, CSVLogger) and len(trainer.loggers) == 1
+    assert trainer.logger.name == "dominant_patterns_resnet50"
+    assert any(isinstance(c, ImageGrid) for c in trainer.callbacks)  # the method's callbacks
+    log_dir = Path(trainer.logger.log_dir).resolve()
+    assert log_dir.is_relative_to((tmp_path / "runs" / "dominant_patterns_resnet50").resolve())
+    assert "val/fooling_rate" in (log_dir / "metrics.csv").read_text().splitlines()[0]
