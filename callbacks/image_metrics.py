@@ -34,7 +34,8 @@ class ImageMetrics(pl.Callback):
         inception_score: Compute the Inception Score (shuffled splits as in torch-fidelity;
             the same on any number of processes).
         splits: Inception Score splits.
-        kid: Compute KID (``kid``, ``kid_std``; torch-fidelity's definition).
+        kid: Compute KID (``kid``, ``kid_std``; torch-fidelity's definition); None (the
+            default): the same as ``fid``.
         reference: FID/KID reference: ``digits:SPLIT`` or an image folder (statistics cached);
             None uses the ``reference`` images the module returns.
         log_hparams: Also record the metrics as ``hp/...`` (TensorBoard: hparams metrics).
@@ -48,7 +49,7 @@ class ImageMetrics(pl.Callback):
         fid: bool = True,
         inception_score: bool = True,
         splits: int = 10,
-        kid: bool = True,
+        kid: bool | None = None,
         reference: str | None = None,
         log_hparams: bool = True,
     ) -> None:

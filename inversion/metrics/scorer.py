@@ -58,7 +58,8 @@ class ImageScorer(nn.Module):
             the same whatever the order of the images or the number of processes).
         splits: Inception Score splits.
         kid: Compute KID, ``kid`` and ``kid_std`` (needs reference images; torch-fidelity's
-            definition, subset size clamped to the sample counts).
+            definition, subset size clamped to the sample counts). None (the default):
+            the same as ``fid``, so ``fid=False`` asks for no reference images at all.
     """
 
     def __init__(
@@ -69,9 +70,10 @@ class ImageScorer(nn.Module):
         fid: bool = True,
         inception_score: bool = True,
         splits: int = 10,
-        kid: bool = True,
+        kid: bool | None = None,
     ) -> None:
         super().__init__()
+        kid = fid if kid is None else kid
         self.verifiers = nn.ModuleDict()
         self.accuracy = nn.ModuleDict()
         for name, spec in unique_names(verifiers, reserved=[MEAN]).items():
