@@ -302,7 +302,8 @@ def test_a_run_logs_per_depth_numbers_only_for_the_depths_it_trained(
     )
     assert _depth_keys(results[0], "test") == _expected_keys("test", logged)
     # and the depth grid gets the same depths
-    assert list(module._evaluate((torch.rand(2, 1, 32, 32),))["depths"]) == logged
+    with torch.inference_mode():  # as in Lightning's evaluation loops
+        assert list(module._evaluate((torch.rand(2, 1, 32, 32),))["depths"]) == logged
 
 
 def test_training_on_a_real_loader_is_refused(tmp_path):
