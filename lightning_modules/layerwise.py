@@ -118,9 +118,7 @@ class LayerwiseInversion(TargetTask):
         # only the depths this run trains for: a prefix of a stack trained from a deeper
         # cut (re-synced or naive) was never trained to invert from its own layer
         self.trained_layers = [self.layers[d - 1] for d in self.schedule.trained_depths]
-        names = [
-            _metric_name(m, layer) for layer in self.trained_layers for m in ("psnr", "agree")
-        ]
+        names = [_metric_name(m, layer) for layer in self.trained_layers for m in ("psnr", "agree")]
         self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
 
     # --- set-up -----------------------------------------------------------------------
