@@ -249,19 +249,13 @@ def test_pii_feeds_a_cnn_the_small_canvas_and_a_vit_its_full_size(cnn):
     assert _input_sizes(vit.net, {}, vit) == [32] * 7  # resized by its wrapper
 
 
-# --- no label-changing augmentation on digits ---------------------------------------------
+# --- no label-changing augmentation on digits (tables: test_class_inversion_table.py) --
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "digits").glob("class_inversion_*.yaml")))
 def test_digits_configs_do_not_flip(path):
     model = yaml.safe_load(path.read_text())["model"]["init_args"]
     assert not recipe_from(model["recipe"], model.get("options")).flip
-
-
-def test_digits_table_does_not_flip():
-    from benchmarks.class_inversion_table import OPTIONS
-
-    assert all(not recipe_from(name, options).flip for name, options in OPTIONS.items())
 
 
 # --- Adaptive DeepInversion's competition term ---------------------------------------------
