@@ -55,7 +55,7 @@ FORMAT = 1
 # Synthesised training images: DeepInversion of the target, 32 per class.
 SYNTHESIS: dict[str, Any] = {
     "recipe": "deepinversion",
-    "options": {"low_res_steps": 180, "steps_per_stage": 100, "warmup_steps": 20},
+    "options": {"low_res_steps": 180, "steps_per_stage": 100, "warmup_steps": 20, "flip": False},
     "per_class": 32,
     "seed": 0,
 }

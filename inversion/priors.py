@@ -1,7 +1,8 @@
 """Image priors and the batch-norm statistics term of DeepInversion / DeepDream.
 
 - :func:`total_variation_l2` and :func:`l2_prior`: DeepInversion's ``loss_var_l2`` and
-  ``||x||_2`` priors on images in [0, 1].
+  ``||x||_2`` priors (the class inverter gives them the normalised image, as the NVlabs
+  code does, or the image in [0, 1]: its recipe's ``prior_space``).
 - :class:`BatchNormStatistics`: DeepInversion's feature-distribution regulariser, the
   distance between the batch statistics of every ``BatchNorm2d`` input and the layer's
   running statistics.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from types import TracebackType
-from typing import cast
+from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,19 @@ from torch.utils.hooks import RemovableHandle
 
 from inversion.errors import InversionError
 
-__all__ = ["BatchNormStatistics", "competition_loss", "l2_prior", "total_variation_l2"]
+__all__ = [
+    "COMPETITION_FORMS",
+    "BatchNormStatistics",
+    "CompetitionForm",
+    "competition_loss",
+    "l2_prior",
+    "total_variation_l2",
+]
+
+CompetitionForm = Literal["clamped", "exact"]
+COMPETITION_FORMS: tuple[str, ...] = get_args(CompetitionForm)
+# The NVlabs code clamps the teacher, student and mixture probabilities to this range.
+_CLAMP = (0.01, 0.99)
 
 # The layers whose input statistics DeepInversion matches (SyncBatchNorm is what
 # BatchNorm2d becomes after ``convert_sync_batchnorm``).
@@ -182,20 +195,33 @@ class BatchNormStatistics:
 
 
 def competition_loss(
-    teacher_logits: Tensor, student_logits: Tensor, temperature: float = 3.0
+    teacher_logits: Tensor,
+    student_logits: Tensor,
+    temperature: float = 3.0,
+    form: CompetitionForm = "clamped",
 ) -> Tensor:
-    """Adaptive DeepInversion's competition term ``1 - JS(P_teacher || P_student)``.
+    """Adaptive DeepInversion's competition term ``1 - JS(P_teacher, P_student)``.
 
-    ``P = softmax(logits / T)``; ``JS = (KL(P_t || M) + KL(P_s || M)) / 2`` with
-    ``M = (P_t + P_s) / 2`` (natural log), averaged over the batch. Computed in log space
-    (``log M = logaddexp(log P_t, log P_s) - log 2``), so no ``log(0)`` can occur. The value
-    lies in ``[1 - ln 2, 1]``: 1 where the two agree, lower where they disagree; minimising
-    it drives the images towards teacher-student disagreement.
+    ``P = softmax(logits / T)`` and ``M = (P_t + P_s) / 2``; both forms are averaged over
+    the batch, equal 1 where the two distributions agree and are lower where they
+    disagree (minimising the term drives the images towards teacher-student
+    disagreement).
+
+    - ``clamped`` (the NVlabs code, the default): ``P_t``, ``P_s`` and ``M`` are clamped to
+      [0.01, 0.99] (``M`` from the unclamped pair), the divergence is
+      ``(KL(M || P_t) + KL(M || P_s)) / 2`` (``nn.KLDivLoss`` with the mixture as target,
+      as the reference writes it) and is clamped to [0, 1] before ``1 -``. Finite, with
+      finite gradients, for any logits (one-hot probabilities included); saturated
+      probabilities pass no gradient through the clamp.
+    - ``exact``: the Jensen-Shannon divergence ``(KL(P_t || M) + KL(P_s || M)) / 2``
+      computed in log space (``log M = logaddexp(log P_t, log P_s) - log 2``), so no
+      ``log(0)`` can occur; the value lies in ``[1 - ln 2, 1]``.
 
     Args:
         teacher_logits: N x K logits of the inverted (teacher) network.
         student_logits: N x K logits of the student network.
         temperature: Softmax temperature T > 0.
+        form: ``clamped`` (reference) or ``exact``.
 
     Returns:
         A scalar tensor.
@@ -207,8 +233,19 @@ def competition_loss(
         )
     if temperature <= 0:
         raise InversionError(f"competition_loss needs temperature > 0, got {temperature}.")
+    if form not in COMPETITION_FORMS:
+        raise InversionError(
+            f"Unknown competition form {form!r}; choose one of {COMPETITION_FORMS}."
+        )
     log_pt = F.log_softmax(teacher_logits.float() / temperature, dim=1)
     log_ps = F.log_softmax(student_logits.float() / temperature, dim=1)
+    if form == "clamped":
+        p_t, p_s = log_pt.exp(), log_ps.exp()
+        m = (0.5 * (p_t + p_s)).clamp(*_CLAMP)
+        log_m = m.log()
+        kl_t = (m * (log_m - p_t.clamp(*_CLAMP).log())).sum(dim=1)
+        kl_s = (m * (log_m - p_s.clamp(*_CLAMP).log())).sum(dim=1)
+        return 1.0 - (0.5 * (kl_t + kl_s)).mean().clamp(0.0, 1.0)
     log_m = torch.logaddexp(log_pt, log_ps) - math.log(2.0)
     kl_t = (log_pt.exp() * (log_pt - log_m)).sum(dim=1)
     kl_s = (log_ps.exp() * (log_ps - log_m)).sum(dim=1)

@@ -44,8 +44,10 @@ class LayerwiseInversion(TargetTask):
     ``{"images": reconstruction from the last layer, "originals", "labels"?, "depths":
     {layer: reconstruction from that layer}}``, and the module logs
     ``psnr_<layer>`` and ``agree_<layer>`` (the classifier gives the reconstruction from
-    that layer the class it gives the original) for every layer (a dot in a layer name,
-    as in ``stage1.0``, becomes an underscore).
+    that layer the class it gives the original) for every layer the run trains an
+    inverter for (``Schedule.trained_depths``: every layer with ``resync_steps: 0``,
+    else the last one only; a dot in a layer name, as in ``stage1.0``, becomes an
+    underscore).
 
     Args:
         classifier: Classifier spec (frozen; not saved in checkpoints).
@@ -116,7 +118,10 @@ class LayerwiseInversion(TargetTask):
         self.loss_weights = LossWeights.from_dict(hp.loss_weights)
 
     def configure_metrics(self) -> None:  # noqa: D102
-        names = [_metric_name(m, layer) for layer in self.layers for m in ("psnr", "agree")]
+        # only the depths this run trains for: a prefix of a stack trained from a deeper
+        # cut (re-synced or naive) was never trained to invert from its own layer
+        self.trained_layers = [self.layers[d - 1] for d in self.schedule.trained_depths]
+        names = [_metric_name(m, layer) for layer in self.trained_layers for m in ("psnr", "agree")]
         self.depth_metrics = torch.nn.ModuleDict({name: MeanMetric() for name in names})
 
     # --- set-up -----------------------------------------------------------------------
@@ -176,17 +181,19 @@ class LayerwiseInversion(TargetTask):
 
     # --- evaluation -------------------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
-        """``{layer: g_1..k(f_1..k(images))}`` for every cut layer k."""
+    def reconstruct(self, images: Tensor, layers: list[str] | None = None) -> dict[str, Tensor]:
+        """``{layer: g_1..k(f_1..k(images))}`` for each cut layer k in ``layers`` (all)."""
         features = self.blocks.prefix(images)
+        wanted = self.layers if layers is None else layers
         return {
             layer: self.inverter(features[k], k).float().clamp(0, 1)
             for k, layer in enumerate(self.layers, start=1)
+            if layer in wanted
         }
 
     def _evaluate(self, batch: Any) -> dict[str, Any]:
         images = batch[0]
-        by_depth = self.reconstruct(images)
+        by_depth = self.reconstruct(images, self.trained_layers)
         for layer, recon in by_depth.items():
             self._depth_metric("psnr", layer).update(psnr(recon, images))
             agree = agreement(self.classifier, recon, images)

@@ -2,7 +2,7 @@
 
 They compute what the README's class-inversion table reports, at the same settings and
 from the same cached cells (``benchmarks.class_inversion_table``; a cold build takes
-about 70 minutes on 2 cores), and check that each claim the README makes is the one the
+about 40 minutes on 2 quiet cores), and check that each claim the README makes is the one the
 intervals over seeds allow, not merely the one a single seed showed.
 """
 

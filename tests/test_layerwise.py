@@ -253,11 +253,57 @@ def test_real_images_never_train_and_may_evaluate(tmp_path, real):
 
 
 def test_layers_inside_a_stage_name_their_metrics(tmp_path):
+    # resync_steps 0: a blockwise stack, trained for every depth (so every depth is logged)
     module = LayerwiseInversion(
-        classifier="digits:resnet-deep", pretrained=False, layers=["stem", "stage1.0"], **TINY
+        classifier="digits:resnet-deep",
+        pretrained=False,
+        layers=["stem", "stage1.0"],
+        **{**TINY, "resync_steps": 0},
     )
     results = trainer(tmp_path, limit_test_batches=1).test(module, datamodule=DigitsDataModule())
     assert {"test/psnr_stem", "test/psnr_stage1_0", "test/agree_stage1_0"} <= set(results[0])
+
+
+def test_schedule_names_the_depths_it_trains_for():
+    assert Schedule(3, blockwise_steps=4, resync_steps=0).trained_depths == (1, 2, 3)
+    assert Schedule(3, blockwise_steps=4, resync_steps=5).trained_depths == (3,)
+    assert Schedule(3, blockwise_steps=0, resync_steps=5).trained_depths == (3,)
+    assert Schedule(3, method="naive", naive_steps=5).trained_depths == (3,)
+
+
+def _depth_keys(results: dict, stage: str) -> set[str]:
+    return {k for k in results if k.startswith((f"{stage}/psnr_", f"{stage}/agree_"))}
+
+
+def _expected_keys(stage: str, layers: list[str]) -> set[str]:
+    return {f"{stage}/{metric}_{layer}" for layer in layers for metric in ("psnr", "agree")}
+
+
+@pytest.mark.parametrize(
+    ("method", "resync_steps", "logged"),
+    [
+        ("naive", 2, ["stage1"]),  # one decoder, trained from stage1 only
+        ("layerwise", 2, ["stage1"]),  # the re-sync trains the stack for stage1 only
+        ("layerwise", 0, ["stem", "stage1"]),  # blockwise: block 1 is trained for the stem
+    ],
+)
+def test_a_run_logs_per_depth_numbers_only_for_the_depths_it_trained(
+    tmp_path, method, resync_steps, logged
+):
+    options = {**TINY, "resync_steps": resync_steps}
+    module = LayerwiseInversion(
+        classifier="digits:cnn", layers=["stem", "stage1"], method=method, **options
+    )
+    fit = trainer(tmp_path, limit_val_batches=1)
+    fit.fit(module, datamodule=small_data(evaluate_on="digits:val"))
+    assert _depth_keys(fit.callback_metrics, "val") == _expected_keys("val", logged)
+    results = trainer(tmp_path, limit_test_batches=1).test(
+        module, datamodule=DigitsDataModule(batch_size=4)
+    )
+    assert _depth_keys(results[0], "test") == _expected_keys("test", logged)
+    # and the depth grid gets the same depths
+    with torch.inference_mode():  # as in Lightning's evaluation loops
+        assert list(module._evaluate((torch.rand(2, 1, 32, 32),))["depths"]) == logged
 
 
 def test_training_on_a_real_loader_is_refused(tmp_path):
@@ -297,5 +343,3 @@ def test_resuming_either_phase_is_exact(tmp_path):
         assert fit.global_step == full.schedule.total == 9
         for key, value in full.state_dict().items():
             torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
-
-

@@ -202,25 +202,28 @@ def test_digits_nets_without_batch_norm(arch: str):
 # --- competition loss ----------------------------------------------------------------
 
 
-def test_competition_loss_is_one_for_identical_distributions():
+@pytest.mark.parametrize("form", ["clamped", "exact"])
+def test_competition_loss_is_one_for_identical_distributions(form):
     logits = torch.randn(5, 10, generator=seeded(11))
-    assert math.isclose(float(competition_loss(logits, logits)), 1.0, abs_tol=1e-6)
-    assert math.isclose(float(competition_loss(logits, logits + 3.0)), 1.0, abs_tol=1e-6)
+    assert math.isclose(float(competition_loss(logits, logits, form=form)), 1.0, abs_tol=1e-6)
+    shifted = competition_loss(logits, logits + 3.0, form=form)
+    assert math.isclose(float(shifted), 1.0, abs_tol=1e-6)
 
 
-def test_competition_loss_is_bounded_and_lower_for_disagreement():
+def test_exact_competition_loss_is_bounded_and_lower_for_disagreement():
     teacher = torch.randn(64, 10, generator=seeded(12)) * 5
     student = torch.randn(64, 10, generator=seeded(13)) * 5
-    value = float(competition_loss(teacher, student))
+    value = float(competition_loss(teacher, student, form="exact"))
     assert 1 - math.log(2) <= value < 1 - 1e-3
     opposite = torch.full((3, 4), -200.0)
     teacher, student = opposite.clone(), opposite.clone()
     teacher[:, 0] = 200.0
     student[:, 1] = 200.0
-    assert math.isclose(float(competition_loss(teacher, student)), 1 - math.log(2), abs_tol=1e-5)
+    exact = competition_loss(teacher, student, form="exact")
+    assert math.isclose(float(exact), 1 - math.log(2), abs_tol=1e-5)
 
 
-def test_competition_loss_matches_a_direct_computation():
+def test_exact_competition_loss_matches_a_direct_computation():
     teacher = torch.randn(6, 7, generator=seeded(14))
     student = torch.randn(6, 7, generator=seeded(15))
     temperature = 2.0
@@ -229,20 +232,56 @@ def test_competition_loss_matches_a_direct_computation():
     m = (p + q) / 2
     js = 0.5 * ((p * (p / m).log()).sum(1) + (q * (q / m).log()).sum(1))
     expected = 1 - js.mean()
-    actual = competition_loss(teacher, student, temperature)
+    actual = competition_loss(teacher, student, temperature, form="exact")
     assert torch.allclose(actual, expected, atol=1e-6)
-    assert torch.allclose(competition_loss(student, teacher, temperature), actual)  # symmetric
+    swapped = competition_loss(student, teacher, temperature, form="exact")
+    assert torch.allclose(swapped, actual)  # symmetric
     # A higher temperature softens both distributions: they agree more.
-    assert competition_loss(teacher, student, 10.0) > competition_loss(teacher, student, 1.0)
+    hot = competition_loss(teacher, student, 10.0, form="exact")
+    assert hot > competition_loss(teacher, student, 1.0, form="exact")
 
 
-def test_competition_loss_gradients_and_errors():
+def test_clamped_competition_loss_is_the_reference_formula_and_the_default():
+    """NVlabs: P, Q, M clamped to [0.01, 0.99]; 0.5 KLDiv(log P, M) + 0.5 KLDiv(log Q, M)."""
+    teacher = torch.randn(6, 7, generator=seeded(18)) * 3
+    student = torch.randn(6, 7, generator=seeded(19)) * 3
+    p = F.softmax(student / 3.0, dim=1)
+    q = F.softmax(teacher / 3.0, dim=1)
+    m = 0.5 * (p + q)
+    p, q, m = p.clamp(0.01, 0.99), q.clamp(0.01, 0.99), m.clamp(0.01, 0.99)
+    kl = torch.nn.KLDivLoss(reduction="batchmean")
+    expected = 1.0 - torch.clamp(0.5 * kl(p.log(), m) + 0.5 * kl(q.log(), m), 0.0, 1.0)
+    actual = competition_loss(teacher, student)
+    assert torch.allclose(actual, expected, atol=1e-6)
+    assert torch.equal(actual, competition_loss(teacher, student, form="clamped"))
+    assert not torch.allclose(actual, competition_loss(teacher, student, form="exact"))
+
+
+def test_clamped_competition_loss_is_finite_for_one_hot_probabilities():
+    teacher = torch.full((3, 4), -1e4)
+    student = torch.full((3, 4), -1e4)
+    teacher[:, 0] = 1e4
+    student[:, 1] = 1e4  # one-hot and disagreeing: softmax gives exact 0s and 1s
+    teacher.requires_grad_(True)
+    student.requires_grad_(True)
+    value = competition_loss(teacher, student)
+    assert torch.isfinite(value) and 0.0 <= float(value.detach()) <= 1.0
+    value.backward()
+    assert torch.isfinite(teacher.grad).all() and torch.isfinite(student.grad).all()
+    same = competition_loss(teacher.detach(), teacher.detach())  # one-hot and agreeing
+    assert math.isclose(float(same), 1.0, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["clamped", "exact"])
+def test_competition_loss_gradients_and_errors(form):
     teacher = torch.randn(4, 5, generator=seeded(16), requires_grad=True)
     student = torch.randn(4, 5, generator=seeded(17), requires_grad=True)
-    competition_loss(teacher, student).backward()
+    competition_loss(teacher, student, form=form).backward()
     assert torch.isfinite(teacher.grad).all() and teacher.grad.abs().sum() > 0
     assert torch.isfinite(student.grad).all()
     with pytest.raises(InversionError, match="shape"):
         competition_loss(torch.randn(4, 5), torch.randn(4, 6))
     with pytest.raises(InversionError, match="temperature"):
         competition_loss(torch.randn(4, 5), torch.randn(4, 5), temperature=0.0)
+    with pytest.raises(InversionError, match="choose one of"):
+        competition_loss(torch.randn(4, 5), torch.randn(4, 5), form="js")  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ step per training step) and ``datamodules/class_inversion.py`` (``ClassTargetsDa
 configs ``configs/*/class_inversion_*.yaml``; table ``benchmarks/class_inversion_table.py``.
 """
 
-
 from inversion.class_inversion.inverter import (
     ClassInverter,
 )

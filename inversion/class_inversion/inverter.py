@@ -73,6 +73,9 @@ class ClassInverter:
         self.labels: Tensor | None = None
         self.optimizer: torch.optim.Adam | None = None
         self.step_index = 0
+        # iterate "best": the images of the lowest total loss so far, and that loss
+        self.best_images: Tensor | None = None
+        self.best_loss: Tensor | None = None
 
     # --- schedule -------------------------------------------------------------------
     def stage_at(self, step: int) -> tuple[int, int]:
@@ -87,9 +90,20 @@ class ClassInverter:
         shape = (n, self.channels, size, size)
         if self.recipe.init == "uniform":
             noise = torch.rand(shape, generator=self.generator)
-        else:
+        elif self.recipe.init == "gaussian":
             noise = (0.5 + 0.2 * torch.randn(shape, generator=self.generator)).clamp_(0, 1)
+        else:  # normalised_gaussian: N(0, 1) in the classifier's normalised space
+            mean, std = (
+                self._channel_stats(stat.detach().float().cpu())
+                for stat in (self.classifier.mean, self.classifier.std)
+            )
+            noise = (mean + std * torch.randn(shape, generator=self.generator)).clamp_(0, 1)
         return noise.to(device)
+
+    def _channel_stats(self, stat: Tensor) -> Tensor:
+        """A 1 x C' x 1 x 1 normalisation statistic for our channels (averaged if they differ)."""
+        stat = stat.reshape(1, -1, 1, 1)
+        return stat if stat.shape[1] == self.channels else stat.mean(dim=1, keepdim=True)
 
     def _new_optimizer(self, images: Tensor) -> torch.optim.Adam:
         """A fresh Adam over ``images`` (the current images), kept as ``self.optimizer``."""
@@ -109,6 +123,7 @@ class ClassInverter:
         self.images = self._noise(len(labels), self.stages[0].size, labels.device)
         self.step_index = 0
         self._new_optimizer(self.images)
+        self._reset_best(self.images)
 
     @property
     def finished(self) -> bool:
@@ -116,14 +131,40 @@ class ClassInverter:
         return self.step_index >= self.total_steps
 
     # --- one step ---------------------------------------------------------------------
-    def loss(self, images: Tensor, labels: Tensor, pool: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """The recipe's loss of one augmented forward pass (and its parts)."""
+    def jitter_at(self, size: int, pool: int) -> int:
+        """The largest shift on a view of ``size`` pixels (after ``pool`` x ``pool`` pooling)."""
         recipe = self.recipe
-        shift = jitter_for_size(images.shape[-1], recipe.jitter) if recipe.jitter else 0
-        view = circular_jitter(images, shift, self.generator) if shift else images
+        if not recipe.jitter:
+            return 0
+        if recipe.jitter_scale == "stage":
+            return jitter_for_size(size, recipe.jitter)
+        # native: the reference's constant shift, halved on the pooled image as NVlabs does
+        return jitter_for_size(self.image_size, recipe.jitter) // pool
+
+    def loss(self, images: Tensor, labels: Tensor, pool: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The recipe's loss of one augmented forward pass (and its parts).
+
+        The order of the reference codes: pool (DeepInversion's half-resolution stage),
+        jitter, flip; the TV and L2 priors act on that view (normalised, or in [0, 1]);
+        then (PII) the zoom to the native size, the ensemble and ColorShift.
+        """
+        recipe = self.recipe
+        view = F.avg_pool2d(images, pool) if pool > 1 else images
+        shift = self.jitter_at(view.shape[-1], pool)
+        if shift:
+            view = circular_jitter(view, shift, self.generator)
         if recipe.flip:
             view = random_flip(view, generator=self.generator)
-        if recipe.zoom_to_native and view.shape[-1] != self.image_size:
+        parts: dict[str, Tensor] = {}
+        if recipe.tv_l2 or recipe.l2:
+            prior_view = (
+                self.classifier.normalize(view) if recipe.prior_space == "normalised" else view
+            )
+            if recipe.tv_l2:
+                parts["tv_l2"] = recipe.tv_l2 * total_variation_l2(prior_view)
+            if recipe.l2:
+                parts["l2"] = recipe.l2 * l2_prior(prior_view)
+        if recipe.zoom_to_native and pool == 1 and view.shape[-1] != self.image_size:
             size = (self.image_size, self.image_size)
             view = F.interpolate(view, size=size, mode="bilinear", align_corners=False)
         batch = replicate(view, recipe.ensemble)
@@ -131,21 +172,17 @@ class ClassInverter:
             batch = color_shift(
                 batch, recipe.color_shift_mean, recipe.color_shift_log_std, self.generator
             )
-        if pool > 1:
-            batch = F.avg_pool2d(batch, pool)
         logits = self.classifier(batch)
-        parts = {"ce": F.cross_entropy(logits, labels.repeat(recipe.ensemble))}
-        if recipe.tv_l2:
-            parts["tv_l2"] = recipe.tv_l2 * total_variation_l2(view)
-        if recipe.l2:
-            parts["l2"] = recipe.l2 * l2_prior(view)
+        parts = {"ce": F.cross_entropy(logits, labels.repeat(recipe.ensemble)), **parts}
         if self.bn_stats is not None:
             parts["bn"] = recipe.bn * self.bn_stats.loss()
         if recipe.competition:
             if self.student is None:  # refused in __init__ too
                 raise InversionError("The competition term needs a student classifier.")
             student_logits = self.student(batch)
-            parts["competition"] = recipe.competition * competition_loss(logits, student_logits)
+            parts["competition"] = recipe.competition * competition_loss(
+                logits, student_logits, form=recipe.competition_form
+            )
         return cast(Tensor, sum(parts.values())), parts  # parts has "ce": a tensor
 
     def step(self) -> dict[str, Tensor]:
@@ -163,6 +200,8 @@ class ClassInverter:
         for group in optimizer.param_groups:
             group["lr"] = stage_lr(self.recipe, in_stage, stage.steps)
         loss, parts = self.loss(images, labels, stage.pool)
+        if self.recipe.iterate == "best":
+            self._keep_if_best(images, loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -176,9 +215,34 @@ class ClassInverter:
         if stage.size != previous.shape[-1]:
             pad = max(self.image_size // 16, 1)
             self.images = centre_paste(previous, stage.size, pad, self.generator)
+            self._reset_best(self.images)  # losses at another size do not compare
         else:
             self.images = previous.clone()
         self._new_optimizer(self.images)
+
+    # --- the best iterate ---------------------------------------------------------------
+    def _reset_best(self, images: Tensor) -> None:
+        """Start tracking the best iterate afresh (nothing recorded: loss +inf)."""
+        if self.recipe.iterate != "best":
+            return
+        self.best_images = images.detach().clone()
+        self.best_loss = torch.full((), float("inf"), device=images.device)
+
+    @torch.no_grad()
+    def _keep_if_best(self, images: Tensor, loss: Tensor) -> None:
+        """Keep ``images`` (before this step's update) if ``loss`` is the lowest so far.
+
+        On the device, without a host synchronisation. A NaN loss is never the best.
+        The NVlabs code keeps, by the same comparison, the images after that step's
+        update (one step later); these are the images the recorded loss belongs to.
+        """
+        if self.best_images is None or self.best_loss is None:
+            self._reset_best(images)
+        best_images, best_loss = cast(Tensor, self.best_images), cast(Tensor, self.best_loss)
+        value = loss.detach().float()
+        better = value < best_loss
+        self.best_images = torch.where(better, images.detach(), best_images)
+        self.best_loss = torch.where(better, value, best_loss)
 
     def invert(self, labels: Tensor) -> Tensor:
         """Run the whole schedule for ``labels`` and return the images (N x C x S x S)."""
@@ -188,8 +252,14 @@ class ClassInverter:
         return self.result()
 
     def result(self) -> Tensor:
-        """The current images at the native size, detached."""
+        """The run's images at the native size, detached: the last or the best iterate.
+
+        With ``iterate: best``, the images of the step with the lowest total loss (within
+        the current canvas size); otherwise the current images.
+        """
         images = self._run()[0].detach()
+        if self.recipe.iterate == "best" and self.best_images is not None:
+            images = self.best_images
         if images.shape[-1] != self.image_size:
             images = F.interpolate(
                 images,
@@ -211,6 +281,9 @@ class ClassInverter:
             "optimizer": optimizer.state_dict(),
             "step": self.step_index,
         }
+        if self.best_images is not None and self.best_loss is not None:
+            state["best_images"] = self.best_images.detach().cpu()
+            state["best_loss"] = self.best_loss.detach().cpu()
         if self.generator is not None:
             state["generator"] = self.generator.get_state()
         return state
@@ -223,5 +296,9 @@ class ClassInverter:
         self.images = state["images"].to(device)
         self.step_index = int(state["step"])
         self._new_optimizer(self.images).load_state_dict(state["optimizer"])
+        self.best_images = self.best_loss = None
+        if "best_images" in state:
+            self.best_images = state["best_images"].to(device)
+            self.best_loss = state["best_loss"].to(device)
         if "generator" in state and self.generator is not None:
             self.generator.set_state(state["generator"])

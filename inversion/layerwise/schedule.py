@@ -127,6 +127,21 @@ class Schedule:
             return layerwise if self.naive_steps is None else self.naive_steps
         return layerwise
 
+    @property
+    def trained_depths(self) -> tuple[int, ...]:
+        """The depths (numbers of blocks, 1-based) that this schedule trains inverters for.
+
+        Blockwise only (``layerwise`` with ``resync_steps: 0``): every depth d, inverted
+        by the first d blocks, each trained on its own block. With a re-sync the whole
+        stack is fine-tuned to invert from the deepest cut, so its first d blocks are no
+        longer what was trained for depth d; the naive decoder is trained from the deepest
+        cut only. Both: the deepest depth only (per-depth numbers then come from one run
+        per depth, cut at that depth, as ``benchmarks/layerwise_table.py`` does).
+        """
+        if self.method == "layerwise" and self.resync_steps == 0:
+            return tuple(range(1, self.num_blocks + 1))
+        return (self.num_blocks,)
+
     def at(self, step: int) -> Phase:
         """The phase of global step ``step`` (0-based)."""
         if self.method == "naive":

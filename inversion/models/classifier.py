@@ -155,13 +155,31 @@ class ImageClassifier(nn.Module):
         )
 
     def prepare(self, images: Tensor) -> Tensor:
-        """Check, adapt and normalise a batch of images in [0, 1] for the network.
+        """Check, adapt, resize (fixed-size networks) and normalise images for the network.
 
         Args:
             images: N x C x H x W floating-point tensor in [0, 1].
 
         Returns:
             The normalised tensor the network takes.
+
+        Raises:
+            InversionError: If the batch has the wrong rank, dtype or channel count.
+        """
+        return self.normalize(images, resize=self.fixed_size)
+
+    def normalize(self, images: Tensor, resize: bool = False) -> Tensor:
+        """Check, adapt the channels of and normalise images in [0, 1], at their own size.
+
+        What the network sees, without the resize of fixed-size networks unless
+        ``resize`` (image priors that act on the normalised image use this).
+
+        Args:
+            images: N x C x H x W floating-point tensor in [0, 1].
+            resize: Resize to ``input_size`` (bilinear) where the size differs.
+
+        Returns:
+            The normalised N x ``in_chans`` x H' x W' tensor.
 
         Raises:
             InversionError: If the batch has the wrong rank, dtype or channel count.
@@ -189,7 +207,7 @@ class ImageClassifier(nn.Module):
                     f"inputs are adapted), got {channels} channels in shape "
                     f"{tuple(images.shape)}."
                 )
-        if self.fixed_size and tuple(images.shape[-2:]) != self.input_size:
+        if resize and tuple(images.shape[-2:]) != self.input_size:
             images = F.interpolate(
                 images, size=self.input_size, mode="bilinear", align_corners=False
             )
