@@ -1,105 +1,11 @@
-"""Sample a trained conditioned generator: per-class folders, adversarial samples.
+"""Sample a trained conditioned generator (see ``--help``).
 
-    # interpretability: 100 samples of every class, in folders evaluate.py scores
-    python generate.py --ckpt runs/.../checkpoints/last.ckpt --per-class 100 --out samples/all
-
-    # adversarial samples: kept only where the target says c and most verifiers do not
-    python generate.py --ckpt CKPT --per-class 100 --out samples/adv --adversarial
-        --verifiers digits:resnet digits:vit digits:mlp       (one line)
-
-Images go to ``OUT/images/<class index>/<n>.png`` (``python evaluate.py folder OUT/images``
-scores them), a per-class sheet (up to 16 a row) to ``OUT/sheet.png`` and the counts and
-rates to ``OUT/summary.json``.
-The target classifier is the run's (from the checkpoint's hyperparameters).
+The command line is ``model_inversion.generate`` (installed as ``inversion-generate``).
 """
 
-from __future__ import annotations
+from model_inversion.generate import main, run_from_command_line
 
-import argparse
-import json
-import sys
-from pathlib import Path
-
-import torch
-from torchvision.utils import save_image
-
-from inversion.conditioned_generator import (
-    ADVERSARIAL_RULES,
-    adversarial_samples,
-    generator_from_checkpoint,
-    sample_classes,
-    write_class_folders,
-)
-from inversion.errors import InversionError, exit_on_user_error
-from inversion.models import build_classifier
-from inversion.models.weights import load_checkpoint_file
-from inversion.visual import class_grid
-
-
-def target_of(ckpt: str) -> torch.nn.Module:
-    """The run's frozen target classifier, rebuilt from the checkpoint's hyperparameters."""
-    hp = load_checkpoint_file(ckpt).get("hyper_parameters", {})
-    return build_classifier(
-        hp["classifier"],
-        num_classes=hp.get("classifier_num_classes"),
-        input_size=hp.get("input_size"),
-        pretrained=hp.get("pretrained"),
-        weights=hp.get("weights"),
-    ).freeze()
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Sample, optionally keep the adversarial samples, write folders and a summary."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="checkpoint of a generator run")
-    parser.add_argument("--out", required=True, help="new folder for the images")
-    parser.add_argument("--per-class", type=int, default=100, help="samples drawn per class")
-    parser.add_argument("--classes", type=int, nargs="*", help="class indices (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--adversarial", action="store_true", help="keep adversarial samples")
-    parser.add_argument("--verifiers", nargs="*", default=[], help="independent classifiers")
-    parser.add_argument("--rule", choices=ADVERSARIAL_RULES, default="majority")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-    if args.per_class < 1:
-        raise InversionError("--per-class must be at least 1.")
-    if args.adversarial and not args.verifiers:
-        raise InversionError("--adversarial needs --verifiers (classifiers other than the target).")
-
-    generator = generator_from_checkpoint(args.ckpt)
-    classes = args.classes if args.classes else list(range(generator.num_classes))
-    images, labels = sample_classes(
-        generator, classes, args.per_class, args.seed, args.batch_size, args.device
-    )
-    summary: dict = {"ckpt": str(args.ckpt), "samples": len(labels), "seed": args.seed}
-    if args.adversarial:
-        target = target_of(args.ckpt).to(args.device)
-        verifiers = [build_classifier(spec).freeze().to(args.device) for spec in args.verifiers]
-        found = adversarial_samples(target, verifiers, images, labels, args.rule)
-        keep = found["adversarial"]
-        summary.update(
-            verifiers=args.verifiers,
-            rule=args.rule,
-            target_accepts=int(found["target_accepts"].sum()),
-            adversarial=int(keep.sum()),
-            adversarial_rate=float(found["adversarial_rate"]),
-            adversarial_of_accepted=float(found["adversarial_of_accepted"]),
-        )
-        images, labels = images[keep], labels[keep]
-        if len(labels) == 0:
-            print(json.dumps(summary, indent=2))
-            raise InversionError("No sample was adversarial; draw more (--per-class).")
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise InversionError(f"{out} exists and is not empty; choose a new folder.")
-    write_class_folders(images, labels, out / "images")
-    sheet = class_grid(images, labels, per_row=min(args.per_class, 16), upscale=2)
-    save_image(sheet, out / "sheet.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2), file=sys.stdout)
-    return summary
-
+__all__ = ["main", "run_from_command_line"]
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    run_from_command_line()

@@ -37,7 +37,7 @@ def write_folder(folder: Path, count: int, size: int, seed: int) -> None:
 
 def time_ours(fake: Path, real: Path, weights: str, batch_size: int, device: str) -> float:
     """Seconds for IS + FID of ``fake`` against ``real`` through evaluate.py's path."""
-    import evaluate
+    from model_inversion import evaluate
 
     os.environ["INVERSION_CACHE"] = tempfile.mkdtemp()  # cold: no cached reference
     args = [

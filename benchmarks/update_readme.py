@@ -35,7 +35,7 @@ def _real_digits() -> str:
     import io
     import tempfile
 
-    import evaluate
+    from model_inversion import evaluate
 
     config = README.parent / "configs" / "digits" / "real_images.yaml"
     out = Path(tempfile.mkdtemp())

@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import evaluate
 from callbacks import ImageGrid, ImageMetrics, produced_images
 from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
@@ -15,6 +14,7 @@ from inversion.metrics import ClassifierFeatures, FrechetDistance
 from inversion.training import accuracy
 from inversion.visual import class_grid
 from lightning_modules import RealImages
+from model_inversion import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 VERIFIERS = ["digits:vit", "digits:mlp"]

@@ -6,9 +6,9 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import train
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
+from model_inversion import train
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "digits").rglob("*.yaml"))

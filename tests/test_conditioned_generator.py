@@ -9,9 +9,6 @@ import torch
 import torch.nn.functional as F
 from trainers import quiet_trainer
 
-import evaluate
-import generate
-import train
 from datamodules import LatentsDataModule
 from datamodules.conditioned_generator import TrainBatches
 from inversion import InversionError, build_classifier
@@ -37,6 +34,7 @@ from inversion.conditioned_generator.generator import (
     upsampling_plan,
 )
 from lightning_modules import ConditionedGeneratorInversion
+from model_inversion import evaluate, generate, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"latent_dim": 8, "width": 8, "max_width": 32}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-import evaluate
+from model_inversion import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-import evaluate
-import train
+from model_inversion import evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "image_folder" / "classifier.yaml"

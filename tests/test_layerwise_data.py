@@ -7,13 +7,13 @@ import torch
 from PIL import Image
 from trainers import quiet_trainer
 
-import train
 from callbacks import SaveImages
 from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError
 from inversion.data.image_files import scan_image_folder
 from inversion.data.synthesised import MANIFEST, read_synthesised_folder, write_manifest, write_png
 from lightning_modules import RealImages
+from model_inversion import train
 
 REPO = Path(__file__).resolve().parents[1]
 

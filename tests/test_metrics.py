@@ -8,7 +8,6 @@ from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-import evaluate
 from inversion import InversionError
 from inversion.data.digits import load_digits_split
 from inversion.metrics import (
@@ -22,6 +21,7 @@ from inversion.metrics import (
     kernel_distance,
 )
 from inversion.metrics.reference import reference_statistics
+from model_inversion import evaluate
 
 
 def test_evaluate_folder_matches_torch_fidelity_defaults(

@@ -8,11 +8,11 @@ import torch
 from test_class_inversion import TINY_PII
 from trainers import quiet_trainer
 
-import train
 from datamodules import ClassTargetsDataModule, DigitsDataModule
 from inversion.errors import InversionError
 from lightning_modules import ClassInversion
 from lightning_modules.classifier import ClassifierModule
+from model_inversion import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits" / "classifier.yaml"
 MESSAGE = r"train loss is (nan|infinite) at step \d+: the learning rate may be too high"

@@ -21,8 +21,8 @@ import torch
 import yaml
 from fake_data import write_fake_cifar10, write_imagenet_folder
 
-import train
 from inversion.data.synthesised import write_manifest, write_png
+from model_inversion import train
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "configs" / "paper"

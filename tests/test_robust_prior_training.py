@@ -5,7 +5,6 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-import train
 from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.attacks import PGD
@@ -13,6 +12,7 @@ from inversion.data.digits import load_digits_split
 from inversion.robust_prior import default_step_size
 from inversion.training import accuracy
 from lightning_modules import RobustClassifierModule
+from model_inversion import train
 
 REPO = Path(__file__).resolve().parents[1]
 
