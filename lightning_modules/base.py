@@ -52,7 +52,8 @@ class BaseTask(pl.LightningModule):
     Checkpoints carry the random number generators' states (CPU and CUDA), so a run
     resumed from a checkpoint draws the same shuffles, augmentations and random starts
     as the uninterrupted run (under DDP, every process resumes with the saving process's
-    states). Subclasses that override the checkpoint hooks call ``super()``.
+    states). Subclasses that override the checkpoint hooks or ``on_train_start`` call
+    ``super()``.
 
     A non-finite training loss stops the fit with an :class:`InversionError` that names
     the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
@@ -124,6 +125,19 @@ class BaseTask(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Start counting the training batches of the non-finite check."""
         self._batches_checked = 0
+
+    def on_train_start(self) -> None:
+        """Give a resumable training loader its saved position (resuming mid-epoch).
+
+        A ``configure_optimizers`` that reads ``trainer.estimated_stepping_batches``
+        makes Lightning build the training loader before it restores a checkpoint's loop
+        state, and Lightning then never hands a resumable loader its saved position
+        (Lightning issue #20550): a run resumed mid-epoch would start the epoch over.
+        It is handed over here, before the first batch is drawn (a no-op otherwise).
+        """
+        load_loader_states = getattr(self.trainer.fit_loop, "_load_combined_loader_states", None)
+        if load_loader_states is not None:
+            load_loader_states()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Forget the previous batch's logged losses."""

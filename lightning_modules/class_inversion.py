@@ -117,6 +117,7 @@ class ClassInversion(TargetTask):
 
     # --- optimisation -----------------------------------------------------------------
     def on_train_start(self) -> None:  # noqa: D102
+        super().on_train_start()
         if self._pending_state is not None:
             self._inverter.load_state_dict(self._pending_state, self.device)
             self._pending_state = None

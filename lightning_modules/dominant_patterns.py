@@ -134,6 +134,7 @@ class DominantPatterns(TargetTask):
 
     def on_train_start(self) -> None:
         """Start inside the L-inf ball (also when resuming)."""
+        super().on_train_start()
         self.pattern.project_()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

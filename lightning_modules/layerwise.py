@@ -137,6 +137,7 @@ class LayerwiseInversion(TargetTask):
 
     def on_train_start(self) -> None:
         """Refuse real training data before the first step."""
+        super().on_train_start()
         check_synthetic_training(self.trainer.train_dataloader, type(self).__name__)
 
     # --- training ---------------------------------------------------------------------
