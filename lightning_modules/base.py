@@ -56,8 +56,11 @@ class BaseTask(pl.LightningModule):
     ``super()``.
 
     A non-finite training loss stops the fit with an :class:`InversionError` that names
-    the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
-    override ``on_train_batch_start``/``on_train_batch_end`` or ``log`` call ``super()``.
+    the step and the likely causes (see :meth:`on_train_batch_end`); so do NaN or
+    infinite images returned by a validation or test step, and NaN metrics at the end of
+    a validation or test. Subclasses that override ``on_train_batch_start``,
+    ``on_train_batch_end``, ``on_{validation,test}_batch_end``, ``on_{validation,test}_end``
+    or ``log`` call ``super()``.
 
     Args:
         ignore: Init args not to save as hyperparameters.
@@ -183,6 +186,64 @@ class BaseTask(pl.LightningModule):
             "be too high, or the weights or inputs contain NaN or infinite values; lower "
             "the learning rate (--model.init_args.lr), check the weights and the data, "
             "and rerun"
+        )
+
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Stop, with one clear message, when the produced images are NaN or infinite."""
+        self._check_produced(outputs, "validation", batch_idx)
+
+    def on_test_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Stop, with one clear message, when the produced images are NaN or infinite."""
+        self._check_produced(outputs, "test", batch_idx)
+
+    def _check_produced(self, outputs: Any, stage: str, batch_idx: int) -> None:
+        """Check the ``images`` a validation/test step returned (one sync a batch)."""
+        images = outputs.get("images") if isinstance(outputs, Mapping) else None
+        if not isinstance(images, Tensor) or bool(torch.isfinite(images).all()):
+            return
+        kind = "nan" if bool(torch.isnan(images).any()) else "infinite"
+        raise InversionError(
+            f"the {stage} images are {kind} at step {self.trainer.global_step} (batch "
+            f"{batch_idx}): the weights being trained or loaded contain NaN or infinite "
+            "values (often a learning rate too high), or the inputs do; lower the learning "
+            "rate (--model.init_args.lr), check the checkpoint, weights and data, and rerun"
+        )
+
+    def on_validation_end(self) -> None:
+        """Stop, with one clear message, when a metric of the validation is NaN."""
+        self._check_metrics("validation")
+
+    def on_test_end(self) -> None:
+        """Stop, with one clear message, when a metric of the test is NaN."""
+        self._check_metrics("test")
+
+    def _check_metrics(self, stage: str) -> None:
+        """NaN metrics (all of ``trainer.callback_metrics``, one sync) stop the run.
+
+        Infinite values are let through: some metrics are legitimately infinite (the PSNR
+        of an exact reconstruction is +inf).
+        """
+        metrics = {
+            name: value
+            for name, value in self.trainer.callback_metrics.items()
+            if isinstance(value, Tensor) and value.is_floating_point()
+        }
+        if not metrics:
+            return
+        device = self.device
+        flags = torch.stack([torch.isnan(v.detach()).any().to(device) for v in metrics.values()])
+        names = [name for name, bad in zip(metrics, flags.tolist(), strict=True) if bad]
+        if not names:
+            return
+        raise InversionError(
+            f"{stage} metrics are nan at step {self.trainer.global_step}: "
+            f"{', '.join(sorted(names))}; the weights or the produced images contain NaN "
+            "(often a learning rate too high), or a metric had nothing to measure; lower "
+            "the learning rate, check the checkpoint, weights and data, and rerun"
         )
 
     def log_and_reset(
