@@ -100,6 +100,6 @@ def log_text(trainer: pl.Trainer, key: str, text: str, step: int | None = None) 
         return
     step = trainer.global_step if step is None else step
     for logger in trainer.loggers:
-        add_text = getattr(logger.experiment, "add_text", None)
+        add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
         if callable(add_text):
             add_text(key, text, step)

@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.data import AttributeDict
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
@@ -57,8 +58,8 @@ class BaseTask(pl.LightningModule):
 
     A non-finite training loss stops the fit with an :class:`InversionError` that names
     the step and the likely causes (see :meth:`on_train_batch_end`); so do NaN or
-    infinite images returned by a validation or test step, and NaN metrics at the end of
-    a validation or test. Subclasses that override ``on_train_batch_start``,
+    infinite images returned by a validation or test step, and a NaN validation or test
+    loss (other NaN metrics warn). Subclasses that override ``on_train_batch_start``,
     ``on_train_batch_end``, ``on_{validation,test}_batch_end``, ``on_{validation,test}_end``
     or ``log`` call ``super()``.
 
@@ -214,18 +215,20 @@ class BaseTask(pl.LightningModule):
         )
 
     def on_validation_end(self) -> None:
-        """Stop, with one clear message, when a metric of the validation is NaN."""
+        """Stop, with one clear message, when a loss of the validation is NaN."""
         self._check_metrics("validation")
 
     def on_test_end(self) -> None:
-        """Stop, with one clear message, when a metric of the test is NaN."""
+        """Stop, with one clear message, when a loss of the test is NaN."""
         self._check_metrics("test")
 
     def _check_metrics(self, stage: str) -> None:
-        """NaN metrics (all of ``trainer.callback_metrics``, one sync) stop the run.
+        """NaN losses among ``trainer.callback_metrics`` stop the run; other NaNs warn.
 
-        Infinite values are let through: some metrics are legitimately infinite (the PSNR
-        of an exact reconstruction is +inf).
+        A NaN ``...loss`` always means diverged weights or data. Other metrics may be
+        NaN by definition (within-class diversity of a class with one sample) and only
+        warn; infinite values pass (the PSNR of an exact reconstruction is +inf).
+        One sync for all the metrics.
         """
         metrics = {
             name: value
@@ -236,15 +239,20 @@ class BaseTask(pl.LightningModule):
             return
         device = self.device
         flags = torch.stack([torch.isnan(v.detach()).any().to(device) for v in metrics.values()])
-        names = [name for name, bad in zip(metrics, flags.tolist(), strict=True) if bad]
-        if not names:
-            return
-        raise InversionError(
-            f"{stage} metrics are nan at step {self.trainer.global_step}: "
-            f"{', '.join(sorted(names))}; the weights or the produced images contain NaN "
-            "(often a learning rate too high), or a metric had nothing to measure; lower "
-            "the learning rate, check the checkpoint, weights and data, and rerun"
-        )
+        names = sorted(n for n, bad in zip(metrics, flags.tolist(), strict=True) if bad)
+        losses = [name for name in names if name.endswith("loss")]
+        if losses:
+            raise InversionError(
+                f"{stage} loss is nan at step {self.trainer.global_step}: "
+                f"{', '.join(losses)}; the weights contain NaN or infinite values (often a "
+                "learning rate too high), or the data does; lower the learning rate, check "
+                "the checkpoint, weights and data, and rerun"
+            )
+        if names:
+            rank_zero_warn(
+                f"{stage} metrics are nan at step {self.trainer.global_step}: "
+                f"{', '.join(names)} (nothing to measure, or diverged weights)"
+            )
 
     def log_and_reset(
         self,

@@ -87,9 +87,9 @@ def test_a_normal_run_is_unaffected():
 
 # --- produced images and epoch metrics -------------------------------------------------
 class _Produces(BaseTask):
-    """Returns images filled with ``fill`` and logs ``metric`` in every evaluation step."""
+    """Returns images filled with ``fill``; logs ``metric`` and ``loss`` in every step."""
 
-    def __init__(self, fill: float = 0.5, metric: float = 1.0) -> None:
+    def __init__(self, fill: float = 0.5, metric: float = 1.0, loss: float = 1.0) -> None:
         super().__init__()
 
     def configure_models(self) -> None:
@@ -97,6 +97,7 @@ class _Produces(BaseTask):
 
     def _step(self, batch, batch_idx, stage: str) -> dict:
         self.log(f"{stage}/score", torch.tensor(self.hparams.metric))
+        self.log(f"{stage}/loss", torch.tensor(self.hparams.loss))
         return {"images": self.fill.expand(len(batch[0]), 1, 4, 4)}
 
     def validation_step(self, batch, batch_idx):
@@ -119,13 +120,15 @@ def test_non_finite_produced_images_stop_the_run(fill):
         quiet_trainer().test(_Produces(fill=fill), dataloaders=_loader())
 
 
-def test_nan_metric_stops_the_run_and_names_it():
-    with pytest.raises(InversionError, match=r"validation metrics are nan at step 0: val/score;"):
-        quiet_trainer().validate(_Produces(metric=math.nan), dataloaders=_loader())
+def test_nan_loss_metric_stops_the_run_and_names_it():
+    with pytest.raises(InversionError, match=r"validation loss is nan at step 0: val/loss;"):
+        quiet_trainer().validate(_Produces(loss=math.nan), dataloaders=_loader())
 
 
-def test_finite_and_infinite_metrics_pass():
-    """+inf is a legitimate value of some metrics (the PSNR of an exact reconstruction)."""
+def test_other_nan_metrics_warn_and_infinite_ones_pass():
+    """NaN can mean "nothing to measure" (diversity of one sample); PSNR can be +inf."""
+    with pytest.warns(UserWarning, match=r"test metrics are nan at step 0: test/score \("):
+        quiet_trainer().test(_Produces(metric=math.nan), dataloaders=_loader())
     (results,) = quiet_trainer().test(_Produces(metric=math.inf), dataloaders=_loader())
     assert results["test/score"] == math.inf
 
@@ -134,7 +137,7 @@ def test_nan_classifier_weights_stop_validation_with_the_metric_named():
     module = ClassifierModule(classifier="digits:cnn")
     _poison(module.model)
     trainer = quiet_trainer(limit_val_batches=1)
-    with pytest.raises(InversionError, match=r"validation metrics are nan at step 0: .*val/loss"):
+    with pytest.raises(InversionError, match=r"validation loss is nan at step 0: val/loss;"):
         trainer.validate(module, datamodule=DigitsDataModule(batch_size=16))
 
 
