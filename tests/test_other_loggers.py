@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 from trainers import quiet_trainer
 
-from callbacks import ImageGrid, ImageMetrics
+from callbacks import DepthGrid, ImageGrid, ImageMetrics
 from callbacks.loggers import log_image
 from datamodules import DigitsDataModule
 from inversion.data.digits import load_digits_split
@@ -217,3 +217,27 @@ def test_image_grid_reaches_every_logger(tmp_path):
     assert [key for key, _, _ in wandb.images] == ["test/images"]
     assert grid.saved == [Path(table.log_dir) / "images" / "test-epoch000-step0.png"]
     assert list((Path(table.log_dir) / "images").glob("*.png")) == grid.saved  # written once
+
+
+class _Depths(pl.LightningModule):
+    """Test steps that return reconstructions from two depths."""
+
+    def test_step(self, batch, batch_idx):
+        images = batch[0]
+        return {
+            "images": images,
+            "originals": images,
+            "depths": {"stem": images * 0.5, "stage1": images},
+        }
+
+
+def test_depth_grid_reaches_every_logger(tmp_path):
+    table, wandb = CSVLogger(str(tmp_path), name="run"), _FakeWandb()
+    depth = DepthGrid(num_images=3)
+    trainer = quiet_trainer(logger=[table, wandb], callbacks=[depth])
+    images = torch.rand(4, 1, 8, 8)
+    trainer.test(_Depths(), dataloaders=DataLoader(TensorDataset(images), batch_size=2))
+    assert [key for key, _, _ in wandb.images] == ["test/depths"]
+    assert depth.saved == [Path(table.log_dir) / "images" / "test-depths-step0.png"]
+    with Image.open(depth.saved[0]) as png:
+        assert png.size[0] == png.size[1]  # 3 rows (num_images) of original | stem | stage1
