@@ -160,7 +160,11 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
         "--trainer.strategy=auto",
         "--trainer.logger=false",
     ]
-    cli = train.main(overrides, run=False)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the overrides are the CLI's only arguments
+    try:
+        cli = train.main(overrides, run=False)
+    finally:
+        sys.argv = argv
     check_run_checkpoint(args.ckpt, cli.model)  # unsafe, unreadable or foreign: before the run
     callbacks = cli.trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning at init, undeclared
     metric_callbacks = [c for c in callbacks if isinstance(c, ImageMetrics)]

@@ -14,6 +14,9 @@ TensorBoard logs, checkpoints and the resolved config go to ``runs/<name>/versio
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
 import lightning.pytorch as pl
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
@@ -30,6 +33,40 @@ TRAINER_DEFAULTS = {
         "init_args": {"save_dir": "runs", "name": "default"},
     },
 }
+
+
+# lines of jsonargparse's nested union errors that say nothing about the bad value
+_PARSE_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "- Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Given value: Namespace(",
+    "Given value: NestedArg(",
+)
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """The CLI's parser: a bad option or config is one ``error:`` line, exit status 2.
+
+    jsonargparse prints the whole usage and a nested, many-line message; this keeps the
+    lines that name the option, what it expects and what it got, on one line, and points
+    to ``--help``. A parser that does not exit on errors (nested parsing) still raises.
+    """
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # noqa: D102
+        if not self.exit_on_error:
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        kept = [
+            line.strip()
+            for line in message.splitlines()
+            if line.strip() and not line.strip().startswith(_PARSE_NOISE)
+        ]
+        sys.stderr.write(f"error: {' '.join(kept)} (all options: {prog} --help)\n")
+        self.exit(2)
 
 
 class InversionCLI(LightningCLI):
@@ -66,6 +103,7 @@ def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=OneLineErrorParser,
         trainer_defaults=TRAINER_DEFAULTS,
         save_config_kwargs={"overwrite": True},
         args=args,

@@ -66,9 +66,11 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as err:
         lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
         if not lines:
+            found = [ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln]
             raise InversionError(
-                f"{path} is not a PyTorch file (torch.save) or is corrupt ({_reason(err)}). "
-                f"{_what_to_do(path)}"
+                f"{path} cannot be loaded safely (weights_only=True): it is not a PyTorch file "
+                "of tensors and plain containers (torch.save), or it is corrupt "
+                f"({found[0] if found else _reason(err)}). {_what_to_do(path)}"
             ) from err
         raise InversionError(
             f"{path} holds objects other than tensors and plain containers, so it cannot be "
