@@ -15,7 +15,6 @@ from inversion.data.digits import SPLITS, load_digits_split
 from inversion.data.image_files import read_image_uint8, scan_image_folder
 from inversion.errors import InversionError
 from inversion.metrics.fid import FrechetDistance
-from inversion.models.weights import load_checkpoint_file
 from inversion.paths import cache_dir, file_lock
 
 
@@ -115,7 +114,7 @@ def reference_statistics(
     with file_lock(path):
         if not path.is_file():
             _write_statistics(extractor, source, batch_size, progress, path)
-    cached = load_checkpoint_file(path)  # a corrupt cache file: one error naming it
+    cached = torch.load(path, map_location="cpu", weights_only=True)
     return cached["mean"], cached["cov"], int(cached["n"])
 
 
