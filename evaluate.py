@@ -28,7 +28,13 @@ from pathlib import Path
 import torch
 
 from inversion.data.image_files import scan_image_folder
-from inversion.errors import ArgumentParser, InversionError, exit_on_user_error, int_at_least
+from inversion.errors import (
+    ArgumentParser,
+    InversionError,
+    available_device,
+    exit_on_user_error,
+    int_at_least,
+)
 from inversion.metrics.reference import image_files_loader
 from inversion.metrics.scorer import ImageScorer
 from inversion.models.weights import check_run_checkpoint
@@ -307,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         each.add_argument("--no-is", action="store_true", help="skip the Inception Score")
         each.add_argument("--batch-size", type=int_at_least(1), default=64)
         each.add_argument("--num-workers", type=int_at_least(0), default=0)
-        each.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        each.add_argument(
+            "--device",
+            type=available_device,
+            default="cuda" if torch.cuda.is_available() else "cpu",
+        )
         each.add_argument(
             "--name",
             help="result name, made a plain file name inside --out; numbered if taken "

@@ -29,7 +29,13 @@ from inversion.conditioned_generator import (
     sample_classes,
     write_class_folders,
 )
-from inversion.errors import ArgumentParser, InversionError, exit_on_user_error, int_at_least
+from inversion.errors import (
+    ArgumentParser,
+    InversionError,
+    available_device,
+    exit_on_user_error,
+    int_at_least,
+)
 from inversion.models import build_classifier
 from inversion.models.weights import load_checkpoint_file
 from inversion.visual import class_grid
@@ -72,7 +78,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--verifiers", nargs="*", default=[], help="independent classifiers")
     parser.add_argument("--rule", choices=ADVERSARIAL_RULES, default="majority")
     parser.add_argument("--batch-size", type=int_at_least(1), default=256)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device",
+        type=available_device,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+    )
     args = parser.parse_args(argv)
     if args.adversarial and not args.verifiers:
         raise InversionError("--adversarial needs --verifiers (classifiers other than the target).")

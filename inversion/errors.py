@@ -85,3 +85,29 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:  # noqa: D102
         raise InversionError(f"{self.prog}: {message} (see {self.prog} --help).")
+
+
+def available_device(text: str) -> str:
+    """An argparse ``type``: a torch device string this machine has (``cpu``, ``cuda:1``).
+
+    Checked when the arguments are parsed, so ``--device gpu`` or ``--device cuda`` on a
+    machine without CUDA is argparse's one-line error, not a traceback mid-run.
+    """
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {count} CUDA device(s); use --device cpu"
+                + (f" or cuda:0..{count - 1}" if count else "")
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: MPS is not available here; use --device cpu")
+    return text

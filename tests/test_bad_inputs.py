@@ -201,6 +201,21 @@ CASES: dict[str, Case] = {
     "evaluate folder of non-images": Case("evaluate.py", score("not_images"), "No images"),
     "evaluate broken image": Case("evaluate.py", score("broken_png"), "Cannot read image"),
     "evaluate batch size 0": Case("evaluate.py", score("ten", "--batch-size", "0"), "at least 1"),
+    "evaluate device that is not a device": Case(
+        "evaluate.py", score("ten", "--device", "gpu"), "not a torch device"
+    ),
+    "evaluate device this machine lacks": Case(
+        "evaluate.py", score("ten", "--device", "cuda:99"), "use --device cpu"
+    ),
+    "evaluate missing labels file": Case(
+        "evaluate.py", score("flat", "--labels", "{files}/nowhere.csv"), "Labels file not found"
+    ),
+    "evaluate missing reference": Case(
+        "evaluate.py",
+        ("folder", "{files}/ten", "--feature", "digits:cnn", "--reference", "{files}/nowhere"),
+        "does not exist",
+    ),
+    "evaluate no subcommand": Case("evaluate.py", (), "required"),
     "evaluate unknown verifier": Case(
         "evaluate.py", score("ten", "--verifiers", "digitz:cnn"), "Unknown classifier spec"
     ),
