@@ -28,10 +28,16 @@ from pathlib import Path
 import torch
 
 from inversion.data.image_files import scan_image_folder
-from inversion.errors import InversionError, exit_on_user_error
+from inversion.errors import (
+    ArgumentParser,
+    InversionError,
+    available_device,
+    exit_on_user_error,
+    int_at_least,
+)
 from inversion.metrics.reference import image_files_loader
 from inversion.metrics.scorer import ImageScorer
-from inversion.models.weights import load_checkpoint_file
+from inversion.models.weights import check_run_checkpoint
 
 TABLE_HEADER = (
     "| run | images | verifier top-1 | verifier top-5 | IS | FID | KID | features |\n"
@@ -60,12 +66,14 @@ def read_labels_file(path: Path, files: list[Path]) -> list[int]:
 
 
 def folder_labels(folder: Path, labels_file: Path | None) -> tuple[list[Path], list[int]]:
-    """Files and labels: class folders named by integers give those labels; others sorted."""
-    files, labels, classes = scan_image_folder(folder)
+    """Files and labels: a labels file's, else the class folders' (``class_labels``' rule).
+
+    Class folders are labelled as ``ImageFolderDataModule`` labels them: all named by
+    numbers, by that number; otherwise by position in sorted name order.
+    """
+    files, labels, _ = scan_image_folder(folder)
     if labels_file is not None:
         return files, read_labels_file(labels_file, files)
-    if classes and all(name.isdigit() for name in classes):
-        labels = [int(classes[label]) for label in labels]
     return files, labels
 
 
@@ -96,6 +104,7 @@ def score_folder(args: argparse.Namespace) -> dict[str, float]:
 
     files, labels = folder_labels(Path(args.images), args.labels)  # errors before any model
     scorer = scorer_from_args(args)
+    scorer.check_labels(max(labels))  # a class a verifier lacks: before any scoring
     loader = image_files_loader(files, labels, args.batch_size, args.num_workers)
     has_labels = any(label >= 0 for label in labels)
     for images, batch_labels in tqdm(loader, desc=f"scoring {args.images}", file=sys.stderr):
@@ -150,8 +159,6 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
     import train
     from callbacks import ImageMetrics
 
-    if args.ckpt is not None:
-        load_checkpoint_file(args.ckpt)  # refuses unsafe or unreadable files, before any model
     overrides = [
         "--config",
         evaluation_config(Path(args.config)),
@@ -160,7 +167,12 @@ def score_run(args: argparse.Namespace) -> dict[str, float]:
         "--trainer.strategy=auto",
         "--trainer.logger=false",
     ]
-    cli = train.main(overrides, run=False)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the overrides are the CLI's only arguments
+    try:
+        cli = train.main(overrides, run=False)
+    finally:
+        sys.argv = argv
+    check_run_checkpoint(args.ckpt, cli.model)  # unsafe, unreadable or foreign: before the run
     callbacks = cli.trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning at init, undeclared
     metric_callbacks = [c for c in callbacks if isinstance(c, ImageMetrics)]
     if args.verifiers or not metric_callbacks:
@@ -220,6 +232,11 @@ def check_out(out: Path) -> None:
     """Refuse an output folder that cannot be one (before any scoring)."""
     if out.exists() and not out.is_dir():
         raise InversionError(f"--out {out} is an existing file, not a folder; name a folder.")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InversionError(
+            f"--out {out} is inside {blocking}, which is a file, not a folder; name a folder."
+        )
     table = out / "results.md"
     if table.exists() and not table.is_file():
         raise InversionError(f"{table} exists and is not a file; choose another --out.")
@@ -275,7 +292,7 @@ def write_results(out: Path, name: str, results: dict[str, float], options: dict
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (subcommands ``folder`` and ``run``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     folder = sub.add_parser("folder", help="score a folder of images")
     folder.add_argument("images", help="folder: class subfolders, or flat with --labels")
@@ -292,12 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         each.add_argument("--inception-weights", help="local InceptionV3 weights file")
         each.add_argument("--reference", help="FID/KID reference: digits:SPLIT or an image folder")
-        each.add_argument("--splits", type=int, default=10, help="Inception Score splits")
+        each.add_argument(
+            "--splits", type=int_at_least(1), default=10, help="Inception Score splits"
+        )
         each.add_argument("--no-is", action="store_true", help="skip the Inception Score")
         each.add_argument("--no-kid", action="store_true", help="skip KID (FID only)")
-        each.add_argument("--batch-size", type=int, default=64)
-        each.add_argument("--num-workers", type=int, default=0)
-        each.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        each.add_argument("--batch-size", type=int_at_least(1), default=64)
+        each.add_argument("--num-workers", type=int_at_least(0), default=0)
+        each.add_argument(
+            "--device",
+            type=available_device,
+            default="cuda" if torch.cuda.is_available() else "cpu",
+        )
         each.add_argument(
             "--name",
             help="result name, made a plain file name inside --out; numbered if taken "

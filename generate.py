@@ -15,7 +15,6 @@ The target classifier is the run's (from the checkpoint's hyperparameters).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -30,7 +29,13 @@ from inversion.conditioned_generator import (
     sample_classes,
     write_class_folders,
 )
-from inversion.errors import InversionError, exit_on_user_error
+from inversion.errors import (
+    ArgumentParser,
+    InversionError,
+    available_device,
+    exit_on_user_error,
+    int_at_least,
+)
 from inversion.models import build_classifier
 from inversion.models.weights import load_checkpoint_file
 from inversion.visual import class_grid
@@ -48,27 +53,50 @@ def target_of(ckpt: str) -> torch.nn.Module:
     ).freeze()
 
 
+def check_new_folder(out: Path) -> None:
+    """Refuse ``--out`` unless it is a new or empty folder (a file, or a file above it)."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InversionError(f"--out {out}: {blocking} is a file, not a folder; name a new folder.")
+    if out.exists() and any(out.iterdir()):
+        raise InversionError(f"{out} exists and is not empty; choose a new folder.")
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Sample, optionally keep the adversarial samples, write folders and a summary."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint of a generator run")
     parser.add_argument("--out", required=True, help="new folder for the images")
-    parser.add_argument("--per-class", type=int, default=100, help="samples drawn per class")
-    parser.add_argument("--classes", type=int, nargs="*", help="class indices (default: all)")
+    parser.add_argument(
+        "--per-class", type=int_at_least(1), default=100, help="samples drawn per class"
+    )
+    parser.add_argument(
+        "--classes", type=int_at_least(0), nargs="*", help="class indices (default: all)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--adversarial", action="store_true", help="keep adversarial samples")
     parser.add_argument("--verifiers", nargs="*", default=[], help="independent classifiers")
     parser.add_argument("--rule", choices=ADVERSARIAL_RULES, default="majority")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=256)
+    parser.add_argument(
+        "--device",
+        type=available_device,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+    )
     args = parser.parse_args(argv)
-    if args.per_class < 1:
-        raise InversionError("--per-class must be at least 1.")
     if args.adversarial and not args.verifiers:
         raise InversionError("--adversarial needs --verifiers (classifiers other than the target).")
+    out = Path(args.out)
+    check_new_folder(out)  # before any sampling
 
     generator = generator_from_checkpoint(args.ckpt)
     classes = args.classes if args.classes else list(range(generator.num_classes))
+    outside = sorted({c for c in classes if c >= generator.num_classes})
+    if outside:
+        raise InversionError(
+            f"--classes {outside} are outside 0..{generator.num_classes - 1}: the "
+            f"generator has {generator.num_classes} classes."
+        )
     images, labels = sample_classes(
         generator, classes, args.per_class, args.seed, args.batch_size, args.device
     )
@@ -90,9 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         if len(labels) == 0:
             print(json.dumps(summary, indent=2))
             raise InversionError("No sample was adversarial; draw more (--per-class).")
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise InversionError(f"{out} exists and is not empty; choose a new folder.")
+    check_new_folder(out)
     write_class_folders(images, labels, out / "images")
     sheet = class_grid(images, labels, per_row=min(args.per_class, 16), upscale=2)
     save_image(sheet, out / "sheet.png")
@@ -101,5 +127,10 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-if __name__ == "__main__":
+def run_from_command_line() -> None:
+    """Entry point: bad input ends in its one-line message and exit status 2."""
     exit_on_user_error(main)
+
+
+if __name__ == "__main__":
+    run_from_command_line()

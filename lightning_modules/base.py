@@ -159,9 +159,44 @@ class BaseTask(pl.LightningModule):
         """
         return None
 
+    def label_classes(self) -> tuple[str, int] | None:
+        """The classifier that reads the data's labels: its name and number of classes.
+
+        The frozen target (``classifier``) of a target task by default; None when no
+        classifier reads labels (nothing to check).
+        """
+        model = self._frozen_models.get("classifier")
+        classes = getattr(model, "num_classes", None)
+        return None if classes is None else (str(getattr(model, "name", "classifier")), classes)
+
+    def check_data_classes(self) -> None:
+        """Refuse data whose labels name more classes than the classifier has, before a run.
+
+        The DataModule's ``num_classes`` (the largest label + 1: digits and CIFAR 10, an
+        image folder's classes, the class-inversion targets' ``num_classes``) must not
+        exceed :meth:`label_classes`; otherwise the run would fail mid-way on an
+        out-of-range label (or silently score nonsense).
+
+        Raises:
+            InversionError: Naming both counts and what to change.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        needed = getattr(datamodule, "num_classes", None)
+        reader = self.label_classes()
+        if not isinstance(needed, int) or reader is None or needed <= reader[1]:
+            return
+        name, classes = reader
+        raise InversionError(
+            f"the data ({type(datamodule).__name__}) has labels up to {needed - 1} "
+            f"({needed} classes) but the classifier {name} has {classes} classes; use data "
+            f"with at most {classes} classes or a classifier with {needed} (num_classes). "
+            "Class folders named by numbers are labelled by their number."
+        )
+
     def setup(self, stage: str) -> None:
-        """Fit a module with a schedule as one epoch of exactly that schedule."""
+        """Check the data's classes; fit a module with a schedule as one epoch of it."""
         disable_hp_metric_placeholder(self.trainer.loggers)
+        self.check_data_classes()
         steps = self.training_schedule() if stage == "fit" else None
         if steps is None:
             return
