@@ -1,4 +1,4 @@
-"""Reconstructions from every depth beside their originals, to TensorBoard and PNG."""
+"""Reconstructions from every depth beside their originals, to every logger and PNG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from callbacks.image_grid import log_grid
+from callbacks.loggers import log_image, log_text
 from callbacks.outputs import produced_images
 from inversion.visual import depth_grid
 
@@ -19,7 +19,7 @@ class DepthGrid(pl.Callback):
 
     Consumes the ``depths`` entry (``{layer: reconstructions}``, in layer order) and the
     ``originals`` that ``LayerwiseInversion``'s validation and test steps return. The grid
-    goes to TensorBoard as ``val/depths``/``test/depths`` and to
+    goes to every logger as ``val/depths``/``test/depths`` (``log_image``) and to
     ``<log_dir>/images/<stage>-depths-step<N>.png``; the column order is written to the
     TensorBoard text tag ``<stage>/depths_columns``.
 
@@ -71,13 +71,12 @@ class DepthGrid(pl.Callback):
         )
         self.originals, self.depths = [], {}
         name = f"{prefix}-depths-step{trainer.global_step}.png"
-        path = log_grid(trainer, grid, f"{prefix}/depths", name if self.save_png else None)
-        if path is not None:
-            self.saved.append(path)
-        experiment = getattr(trainer.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_text"):
-            columns = " | ".join(["original", *layers])
-            experiment.add_text(f"{prefix}/depths_columns", columns, trainer.global_step)
+        written = log_image(
+            trainer, f"{prefix}/depths", grid, png_name=name if self.save_png else None
+        )
+        if self.save_png:
+            self.saved.extend(written[:1])
+        log_text(trainer, f"{prefix}/depths_columns", " | ".join(["original", *layers]))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
         self._write(trainer, "val")

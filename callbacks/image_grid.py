@@ -1,4 +1,4 @@
-"""Image grids of what a module produces: one row per class, to TensorBoard and PNG."""
+"""Image grids of what a module produces: one row per class, to every logger and PNG."""
 
 from __future__ import annotations
 
@@ -8,34 +8,19 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torchvision.utils import save_image
 
+from callbacks.loggers import log_image
 from callbacks.outputs import produced_images
 from inversion.visual import class_grid, pair_grid
 
 
-def log_grid(trainer: pl.Trainer, grid: Tensor, tag: str, png_name: str | None) -> Path | None:
-    """Add ``grid`` to TensorBoard under ``tag``; write ``<log_dir>/images/<png_name>`` too.
-
-    Returns the PNG's path (None when ``png_name`` is None).
-    """
-    experiment = getattr(trainer.logger, "experiment", None)  # not every Logger has one
-    if experiment is not None and hasattr(experiment, "add_image"):
-        experiment.add_image(tag, grid, trainer.global_step)
-    if png_name is None:
-        return None
-    root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-    root.mkdir(parents=True, exist_ok=True)
-    save_image(grid, root / png_name)
-    return root / png_name
-
-
 class ImageGrid(pl.Callback):
-    """Show produced images per class in TensorBoard and write them as PNG files.
+    """Show produced images per class in every logger and write them as PNG files.
 
     Images are collected on the global-zero process (up to ``per_class`` for each of up
-    to ``max_classes`` classes); the grid goes to TensorBoard as ``val/images`` or
-    ``test/images`` and to ``<log_dir>/images/<stage>-epoch<E>.png``. Reconstructions
+    to ``max_classes`` classes); the grid goes to every logger as ``val/images`` or
+    ``test/images`` (``callbacks.loggers.log_image``: TensorBoard, W&B, MLflow, a PNG
+    for the others) and to ``<log_dir>/images/<stage>-epoch<E>-step<N>.png``. Reconstructions
     (steps that return ``originals``) are shown as rows of originals above rows of their
     reconstructions, ``per_class`` pairs a row, up to ``max_classes`` row pairs.
 
@@ -107,9 +92,11 @@ class ImageGrid(pl.Callback):
         if grid is None:
             return
         name = f"{prefix}-epoch{trainer.current_epoch:03d}-step{trainer.global_step}.png"
-        path = log_grid(trainer, grid, f"{prefix}/images", name if self.save_png else None)
-        if path is not None:
-            self.saved.append(path)
+        written = log_image(
+            trainer, f"{prefix}/images", grid, png_name=name if self.save_png else None
+        )
+        if self.save_png:
+            self.saved.extend(written[:1])
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: D102
         self._write(trainer, "val")

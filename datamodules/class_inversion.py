@@ -87,6 +87,11 @@ class ClassTargetsDataModule(BaseDataModule):
         batch_size: int = 16,
     ) -> None:
         super().__init__()
+        if num_classes < 1:
+            raise InversionError(
+                f"data num_classes must be at least 1 (the target classifier's classes), got "
+                f"{num_classes}."
+            )
         chosen = list(range(num_classes)) if classes is None else list(classes)
         if not chosen:
             raise InversionError(
@@ -102,12 +107,17 @@ class ClassTargetsDataModule(BaseDataModule):
                 f"classes lists a class twice: {chosen}; use images_per_class for several "
                 "images of one class."
             )
-        if images_per_class < 1 or batch_size < 1:
-            raise InversionError("images_per_class and batch_size must be at least 1.")
-        self.save_hyperparameters()
+        if images_per_class < 1:
+            raise InversionError(f"images_per_class must be at least 1, got {images_per_class}.")
+        self.save_hyperparameters()  # checks batch_size
         self.classes = chosen
         self.labels = torch.tensor(chosen).repeat_interleave(images_per_class)
         self.repeat = 1
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the target classifier, as given (the module checks it fits the target)."""
+        return int(self.hparams.num_classes)
 
     @property
     def num_targets(self) -> int:

@@ -18,8 +18,8 @@ of the hidden label encodings (the soft vector's noise), drawn together from one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
-from typing import Any, cast
+from collections.abc import Sized
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import BaseDataModule
 from datamodules.class_inversion import rank_batches
-from datamodules.sampling import ShardedSampler, world_and_rank
+from datamodules.sampling import EpochSampler, ResumableLoader, ShardedSampler, world_and_rank
 from inversion.conditioned_generator import fixed_draws, train_batch
 from inversion.errors import InversionError
 
@@ -57,63 +57,12 @@ class TrainBatches(Dataset):
         )
 
 
-class EpochKeys(ShardedSampler):
-    """Yields the keys of one epoch (``epoch * length + b``), skipping a resumed prefix.
+class EpochKeys(EpochSampler):
+    """Yields the keys of one epoch (``epoch * length + b``); a resumed epoch skips its prefix."""
 
-    A ``DistributedSampler`` subclass (one replica: the dataset is per rank already), so
-    Lightning leaves it in place and calls :meth:`set_epoch`.
-    """
-
-    def __init__(self, dataset: TrainBatches) -> None:
-        super().__init__(dataset, num_replicas=1, rank=0)
-        self.skip = 0
-
-    def __iter__(self) -> Iterator[int]:
+    def order(self, position: dict[str, int] | None) -> list[int]:  # noqa: D102
         length = len(cast(Sized, self.dataset))
-        start = self.epoch * length
-        return iter(range(start + self.skip, start + length))
-
-
-class ResumableLoader(DataLoader):
-    """A training loader whose position (epoch, batches delivered) goes into checkpoints.
-
-    Lightning saves :meth:`state_dict` of loaders that have one and restores it before
-    iterating, so a run resumed mid-epoch continues with the next batch of that epoch.
-    """
-
-    def __init__(self, dataset: TrainBatches, num_workers: int = 0) -> None:
-        super().__init__(
-            dataset,
-            batch_size=None,
-            sampler=EpochKeys(dataset),
-            num_workers=num_workers,
-            persistent_workers=num_workers > 0,
-            generator=torch.Generator(),  # leaves the global RNG (dropout) alone
-        )
-        self.delivered = 0
-
-    # torch types __iter__ as returning its own iterator class; Lightning only iterates it
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        sampler = cast(EpochKeys, self.sampler)
-        self.delivered = sampler.skip
-        batches = super().__iter__()  # reads the sampler's keys (and its skip) now
-        sampler.skip = 0  # a resumed prefix is skipped once, in the resumed epoch only
-        return self._count(batches)
-
-    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
-        for batch in batches:
-            self.delivered += 1
-            yield batch
-
-    def state_dict(self) -> dict[str, int]:
-        """Epoch and batches delivered in it."""
-        return {"epoch": int(cast(EpochKeys, self.sampler).epoch), "delivered": self.delivered}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue after the batches delivered before the checkpoint."""
-        sampler = cast(EpochKeys, self.sampler)
-        sampler.set_epoch(state["epoch"])
-        sampler.skip = state["delivered"] % len(cast(Sized, self.dataset))
+        return list(range(self.epoch * length, (self.epoch + 1) * length))
 
 
 class FixedDraws(Dataset):
@@ -192,7 +141,7 @@ class LatentsDataModule(BaseDataModule):
         dataset = TrainBatches(
             hp.batches_per_epoch, hp.batch_size, latent_dim, num_classes, hp.seed
         )
-        return ResumableLoader(dataset, hp.num_workers)
+        return ResumableLoader(dataset, EpochKeys(dataset), num_workers=hp.num_workers)
 
     def fixed_draws(self, split: str) -> dict[str, Tensor]:
         """All samples of the validation or test split (the same every call)."""

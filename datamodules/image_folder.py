@@ -3,12 +3,18 @@
 Three layouts are understood:
 
 * **ImageNet layout** (needed for training): ``root/train/<class>/<image>`` and
-  ``root/val/<class>/<image>``, optionally ``root/test/<class>/<image>``. Classes are the
-  sorted subfolder names of the training folder, so ImageNet synset folders (``n01440764``,
-  ...) map to the standard indices 0..999.
+  ``root/val/<class>/<image>``, optionally ``root/test/<class>/<image>``. Every split has
+  the same class subfolders.
 * **Class layout**: ``root/<class>/<image>``. Used for validation, test and prediction only.
 * **Flat layout**: ``root/<image>``. Every label is -1 and there are no class names; used
   for validation, test and prediction only (for example to invert or score unlabeled images).
+
+Class folders are labelled as everywhere in the project
+(:func:`inversion.data.image_files.class_labels`): folders all named by numbers (``0`` ...
+``9``, or ``3`` and ``7``) get that number as label; otherwise labels are positions in
+sorted name order, so ImageNet synset folders (``n01440764``, ...) map to the standard
+indices 0..999. Images are decoded by :func:`inversion.data.image_files.open_image`
+(16-bit images scaled to 8 bits, not clipped).
 
 Only files directly inside a class folder (or directly inside ``root`` for the flat layout)
 are read; deeper folders are not searched. Names starting with ``.`` are ignored, as are
@@ -20,14 +26,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from inversion.data.image_files import scan_image_folder
+from datamodules.base import BaseDataModule
+from inversion.data.image_files import open_image, scan_image_folder
 from inversion.errors import InversionError
 from inversion.models.classifier import EvalTransform
 
@@ -103,7 +109,7 @@ class ImageFolderDataset(Dataset):
         return len(self.files)
 
     def load(self, index: int) -> Image.Image:
-        """Open one file as a PIL image in mode ``"L"`` or ``"RGB"``.
+        """Open one file as a PIL image in mode ``"L"`` or ``"RGB"`` (see ``open_image``).
 
         Args:
             index: Position in :attr:`files`.
@@ -114,21 +120,14 @@ class ImageFolderDataset(Dataset):
         Raises:
             InversionError: If PIL cannot read the file.
         """
-        path = self.files[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert("L" if self.channels == 1 else "RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise InversionError(
-                f"Cannot read image {path}: {err}. Remove or replace the file."
-            ) from err
+        return open_image(self.files[index], self.channels)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image = self.transform(self.load(index)).as_subclass(Tensor)
         return image, torch.tensor(self.labels[index], dtype=torch.long)
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
+class ImageFolderDataModule(BaseDataModule):
     """Train, validation, test and predict loaders over image folders.
 
     If ``root/train_dir`` and ``root/val_dir`` both exist (ImageNet layout), training reads
@@ -170,11 +169,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         _check_image_args(image_size, channels)
-        if batch_size < 1:
-            raise InversionError(f"batch_size must be at least 1, got {batch_size}.")
-        if num_workers < 0:
-            raise InversionError(f"num_workers must be 0 or more, got {num_workers}.")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # checks batch_size and num_workers
         self.root = Path(root).expanduser()
         self.image_size = image_size
         self.channels = channels
@@ -189,6 +184,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self._scans: dict[Path, tuple[list[Path], list[int], list[str]]] = {}
         self._datasets: dict[str, ImageFolderDataset] = {}
         self._class_names: list[str] | None = None
+        self._num_classes = 0
 
     def _imagenet_layout(self) -> bool:
         if not self.root.is_dir():
@@ -262,6 +258,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             files, labels, class_names = self._scan(folder)
             if class_names and not self._class_names:
                 self._class_names = class_names
+                self._num_classes = max(labels) + 1
             elif class_names and class_names != self._class_names:
                 raise InversionError(
                     f"The class folders of {folder} ({len(class_names)} classes) differ from "
@@ -282,15 +279,23 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """Sorted class folder names (empty for a flat folder); available after setup."""
-        if self._class_names is None:
-            raise InversionError("Call setup() on the ImageFolderDataModule first.")
-        return list(self._class_names)
+        """Class folder names in label order (empty for a flat folder); after setup."""
+        return list(self._set_up_class_names())
 
     @property
     def num_classes(self) -> int:
-        """Number of classes (0 for a flat folder); available after setup."""
-        return len(self.class_names)
+        """Classes a classifier needs for these labels: the largest label + 1.
+
+        The number of class folders, unless they are named by numbers (folders ``3`` and
+        ``7`` need 8 classes); 0 for a flat folder. Available after setup.
+        """
+        self._set_up_class_names()
+        return self._num_classes
+
+    def _set_up_class_names(self) -> list[str]:
+        if self._class_names is None:
+            raise InversionError("Call setup() on the ImageFolderDataModule first.")
+        return self._class_names
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self._datasets:

@@ -6,14 +6,17 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules.base import BaseDataModule
+from datamodules.sampling import ResumableLoader, ResumableShuffle, world_and_rank
 
 
 class InMemoryDataModule(BaseDataModule):
     """Splits held as ``(images, labels)`` tensors; one loader per stage.
 
-    Subclasses implement :meth:`load_split` and may map the stages to other splits with
-    :attr:`stage_splits` (e.g. validation on the test split). They save ``batch_size``
-    and ``num_workers`` as hyperparameters.
+    The training loader shuffles every epoch and, in one process, resumes mid-epoch: a
+    run resumed from a checkpoint taken inside an epoch gets the batches it had left
+    (``ResumableLoader``). Subclasses implement :meth:`load_split` and may map
+    the stages to other splits with :attr:`stage_splits` (e.g. validation on the test
+    split). They save ``batch_size`` and ``num_workers`` as hyperparameters.
     """
 
     stage_splits = {"train": "train", "val": "val", "test": "test", "predict": "test"}
@@ -34,8 +37,14 @@ class InMemoryDataModule(BaseDataModule):
     def _loader(self, stage: str) -> DataLoader:
         self.setup()
         shuffle = stage == "train"
+        dataset = self.datasets[self.stage_splits[stage]]
+        if shuffle and world_and_rank()[0] == 1:  # under DDP Lightning shards and shuffles
+            sampler = ResumableShuffle(dataset)
+            return ResumableLoader(
+                dataset, sampler, self.hparams.batch_size, self.hparams.num_workers
+            )
         return DataLoader(
-            self.datasets[self.stage_splits[stage]],
+            dataset,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 
 class InversionError(ValueError):
@@ -44,6 +45,8 @@ def user_facing_message(err: BaseException) -> str | None:
 def exit_on_user_error(main: Callable[[], Any]) -> Any:
     """Run an entry point; bad input ends in one line ``error: ...`` and exit status 2.
 
+    The message is printed on one line (line breaks inside it become spaces).
+
     Any other exception keeps its traceback (it is a bug, not bad input).
     """
     try:
@@ -52,5 +55,59 @@ def exit_on_user_error(main: Callable[[], Any]) -> Any:
         message = user_facing_message(err)
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line
         sys.exit(2)
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``minimum`` (else argparse's error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the scripts: a bad argument is an :class:`InversionError`.
+
+    So :func:`exit_on_user_error` prints it as every other bad input, one line
+    ``error: ...`` (naming the command and pointing to its ``--help``) and exit status 2,
+    instead of argparse's ``prog: error: ...`` after the usage text.
+    """
+
+    def error(self, message: str) -> NoReturn:  # noqa: D102
+        raise InversionError(f"{self.prog}: {message} (see {self.prog} --help).")
+
+
+def available_device(text: str) -> str:
+    """An argparse ``type``: a torch device string this machine has (``cpu``, ``cuda:1``).
+
+    Checked when the arguments are parsed, so ``--device gpu`` or ``--device cuda`` on a
+    machine without CUDA is argparse's one-line error, not a traceback mid-run.
+    """
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {count} CUDA device(s); use --device cpu"
+                + (f" or cuda:0..{count - 1}" if count else "")
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: MPS is not available here; use --device cpu")
+    return text

@@ -17,6 +17,7 @@ import torch
 from lightning.fabric.utilities.data import AttributeDict
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from inversion.errors import InversionError
@@ -26,6 +27,7 @@ from lightning_modules.lightning_internals import (
     epoch_max_steps,
     fit_loader,
     logs_due,
+    restore_loader_position,
     scale_epoch_batches,
     set_epoch_max_steps,
 )
@@ -92,11 +94,15 @@ class BaseTask(pl.LightningModule):
     Checkpoints carry the random number generators' states (CPU and CUDA), so a run
     resumed from a checkpoint draws the same shuffles, augmentations and random starts
     as the uninterrupted run (under DDP, every process resumes with the saving process's
-    states). Subclasses that override the checkpoint hooks call ``super()``.
+    states). Subclasses that override the checkpoint hooks or ``on_train_start`` call
+    ``super()``.
 
     A non-finite training loss stops the fit with an :class:`InversionError` that names
-    the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
-    override ``on_train_batch_start``/``on_train_batch_end`` or ``log`` call ``super()``.
+    the step and the likely causes (see :meth:`on_train_batch_end`); so do NaN or
+    infinite images returned by a validation or test step, and a NaN validation or test
+    loss (other NaN metrics warn). Subclasses that override ``on_train_batch_start``,
+    ``on_train_batch_end``, ``on_{validation,test}_batch_end``, ``on_{validation,test}_end``
+    or ``log`` call ``super()``.
 
     At the end of every validation (not the sanity check) and test, the logged metrics
     that :attr:`hparams_metrics` names are recorded as hparams metrics ``hp/<name>``
@@ -153,9 +159,44 @@ class BaseTask(pl.LightningModule):
         """
         return None
 
+    def label_classes(self) -> tuple[str, int] | None:
+        """The classifier that reads the data's labels: its name and number of classes.
+
+        The frozen target (``classifier``) of a target task by default; None when no
+        classifier reads labels (nothing to check).
+        """
+        model = self._frozen_models.get("classifier")
+        classes = getattr(model, "num_classes", None)
+        return None if classes is None else (str(getattr(model, "name", "classifier")), classes)
+
+    def check_data_classes(self) -> None:
+        """Refuse data whose labels name more classes than the classifier has, before a run.
+
+        The DataModule's ``num_classes`` (the largest label + 1: digits and CIFAR 10, an
+        image folder's classes, the class-inversion targets' ``num_classes``) must not
+        exceed :meth:`label_classes`; otherwise the run would fail mid-way on an
+        out-of-range label (or silently score nonsense).
+
+        Raises:
+            InversionError: Naming both counts and what to change.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        needed = getattr(datamodule, "num_classes", None)
+        reader = self.label_classes()
+        if not isinstance(needed, int) or reader is None or needed <= reader[1]:
+            return
+        name, classes = reader
+        raise InversionError(
+            f"the data ({type(datamodule).__name__}) has labels up to {needed - 1} "
+            f"({needed} classes) but the classifier {name} has {classes} classes; use data "
+            f"with at most {classes} classes or a classifier with {needed} (num_classes). "
+            "Class folders named by numbers are labelled by their number."
+        )
+
     def setup(self, stage: str) -> None:
-        """Fit a module with a schedule as one epoch of exactly that schedule."""
+        """Check the data's classes; fit a module with a schedule as one epoch of it."""
         disable_hp_metric_placeholder(self.trainer.loggers)
+        self.check_data_classes()
         steps = self.training_schedule() if stage == "fit" else None
         if steps is None:
             return
@@ -174,15 +215,6 @@ class BaseTask(pl.LightningModule):
         if self.lr_schedule and trainer.loggers and not monitored:
             return [LearningRateMonitor(logging_interval="step")]
         return []
-
-    def on_validation_end(self) -> None:
-        """Record the validation metrics as hparams metrics (not in the sanity check)."""
-        if not self.trainer.sanity_checking:
-            self.log_hparams_metrics("val")
-
-    def on_test_end(self) -> None:
-        """Record the test metrics as hparams metrics."""
-        self.log_hparams_metrics("test")
 
     def log_hparams_metrics(self, stage: str) -> None:
         """Record ``stage``'s logged scalars that :attr:`hparams_metrics` names as ``hp/...``."""
@@ -244,10 +276,6 @@ class BaseTask(pl.LightningModule):
             self.automatic_optimization = False
             object.__setattr__(self, "training_step", grouped_step)
 
-    def on_train_start(self) -> None:
-        """Count an epoch in training steps of K optimisation steps (:meth:`group_steps`)."""
-        self._count_training_steps()
-
     def on_train_epoch_start(self) -> None:
         """As :meth:`on_train_start` (an epoch may reload its loaders)."""
         self._count_training_steps()
@@ -295,6 +323,20 @@ class BaseTask(pl.LightningModule):
         """Start counting the training batches of the non-finite check."""
         self._batches_checked = 0
 
+    def on_train_start(self) -> None:
+        """Give a resumable training loader its saved position (resuming mid-epoch).
+
+        A ``configure_optimizers`` that reads ``trainer.estimated_stepping_batches``
+        makes Lightning build the training loader before it restores a checkpoint's loop
+        state, and Lightning then never hands a resumable loader its saved position
+        (Lightning issue #20550): a run resumed mid-epoch would start the epoch over.
+        It is handed over here, before the first batch is drawn (a no-op otherwise).
+        Then an epoch is counted in training steps of K optimisation steps
+        (:meth:`group_steps`).
+        """
+        restore_loader_position(self.trainer)
+        self._count_training_steps()
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Forget the previous batch's logged losses."""
         self._logged_losses = {}
@@ -340,6 +382,77 @@ class BaseTask(pl.LightningModule):
             "the learning rate (--model.init_args.lr), check the weights and the data, "
             "and rerun"
         )
+
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Stop, with one clear message, when the produced images are NaN or infinite."""
+        self._check_produced(outputs, "validation", batch_idx)
+
+    def on_test_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Stop, with one clear message, when the produced images are NaN or infinite."""
+        self._check_produced(outputs, "test", batch_idx)
+
+    def _check_produced(self, outputs: Any, stage: str, batch_idx: int) -> None:
+        """Check the ``images`` a validation/test step returned (one sync a batch)."""
+        images = outputs.get("images") if isinstance(outputs, Mapping) else None
+        if not isinstance(images, Tensor) or bool(torch.isfinite(images).all()):
+            return
+        kind = "nan" if bool(torch.isnan(images).any()) else "infinite"
+        raise InversionError(
+            f"the {stage} images are {kind} at step {self.trainer.global_step} (batch "
+            f"{batch_idx}): the weights being trained or loaded contain NaN or infinite "
+            "values (often a learning rate too high), or the inputs do; lower the learning "
+            "rate (--model.init_args.lr), check the checkpoint, weights and data, and rerun"
+        )
+
+    def on_validation_end(self) -> None:
+        """Stop when a validation loss is NaN; else record the hparams metrics.
+
+        The hparams metrics are not recorded in the sanity check.
+        """
+        self._check_metrics("validation")
+        if not self.trainer.sanity_checking:
+            self.log_hparams_metrics("val")
+
+    def on_test_end(self) -> None:
+        """Stop when a test loss is NaN; else record the hparams metrics."""
+        self._check_metrics("test")
+        self.log_hparams_metrics("test")
+
+    def _check_metrics(self, stage: str) -> None:
+        """NaN losses among ``trainer.callback_metrics`` stop the run; other NaNs warn.
+
+        A NaN ``...loss`` always means diverged weights or data. Other metrics may be
+        NaN by definition (within-class diversity of a class with one sample) and only
+        warn; infinite values pass (the PSNR of an exact reconstruction is +inf).
+        One sync for all the metrics.
+        """
+        metrics = {
+            name: value
+            for name, value in self.trainer.callback_metrics.items()
+            if isinstance(value, Tensor) and value.is_floating_point()
+        }
+        if not metrics:
+            return
+        device = self.device
+        flags = torch.stack([torch.isnan(v.detach()).any().to(device) for v in metrics.values()])
+        names = sorted(n for n, bad in zip(metrics, flags.tolist(), strict=True) if bad)
+        losses = [name for name in names if name.endswith("loss")]
+        if losses:
+            raise InversionError(
+                f"{stage} loss is nan at step {self.trainer.global_step}: "
+                f"{', '.join(losses)}; the weights contain NaN or infinite values (often a "
+                "learning rate too high), or the data does; lower the learning rate, check "
+                "the checkpoint, weights and data, and rerun"
+            )
+        if names:
+            rank_zero_warn(
+                f"{stage} metrics are nan at step {self.trainer.global_step}: "
+                f"{', '.join(names)} (nothing to measure, or diverged weights)"
+            )
 
     def log_and_reset(
         self,

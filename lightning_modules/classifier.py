@@ -86,6 +86,10 @@ class ClassifierModule(BaseTask):
         if isinstance(hparams, dict):
             checkpoint["hyper_parameters"] = self_contained_hparams(hparams, self.model)
 
+    def label_classes(self) -> tuple[str, int]:
+        """The trained network reads the labels: its spec and ``num_classes``."""
+        return str(self.hparams.classifier), self.model.num_classes
+
     def to_memory_format(self, images: Tensor) -> Tensor:
         """Images in the memory format of the network (see ``channels_last``)."""
         if self.hparams.channels_last:

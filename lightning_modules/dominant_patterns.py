@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.utils import save_image
 
+from callbacks.loggers import log_image
 from inversion.dominant_patterns import (
     DEFAULT_EPS,
     LOGITS,
@@ -217,19 +216,12 @@ class DominantPatterns(TargetTask):
         self._finish("test")
 
     def _show_pattern(self, stage: str) -> None:
-        """The amplified pattern to TensorBoard and to a PNG in the run's images folder."""
+        """The amplified pattern to every logger and to a PNG in the run's images folder."""
         trainer = self.trainer
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         picture = self.pattern.picture().float().cpu()
         scale = max(1, -(-PICTURE_SIDE // picture.shape[-1]))
         picture = F.interpolate(picture, scale_factor=scale, mode="nearest")[0]
-        logger = trainer.logger
-        experiment = getattr(logger, "experiment", None)  # e.g. TensorBoard's SummaryWriter
-        add_image = getattr(experiment, "add_image", None)
-        if add_image is not None:
-            add_image(f"{stage}/pattern", picture, trainer.global_step)
-        if logger is not None:
-            root = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-            root.mkdir(parents=True, exist_ok=True)
-            save_image(picture, root / f"pattern-{stage}-step{trainer.global_step}.png")
+        png = f"pattern-{stage}-step{trainer.global_step}.png" if trainer.loggers else None
+        log_image(trainer, f"{stage}/pattern", picture, png_name=png)

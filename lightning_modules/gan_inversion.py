@@ -92,6 +92,7 @@ class GANInversion(BaseTask):
 
     def on_train_start(self) -> None:
         """Train on generated pairs only: the loader must hold latent codes."""
+        super().on_train_start()
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if type(dataset) is not LatentBatches:
             raise InversionError(

@@ -113,3 +113,11 @@ def scale_epoch_batches(trainer: pl.Trainer, steps: int) -> None:
     interval = trainer.val_check_interval
     if isinstance(interval, float) and trainer.val_check_batch not in (None, float("inf")):
         trainer.val_check_batch = max(1, int(loop.max_batches * interval))
+
+
+LOADER_STATES = "fit_loop._load_combined_loader_states"
+
+
+def restore_loader_position(trainer: pl.Trainer) -> None:
+    """Hand the training loader the position a checkpoint saved (Lightning issue #20550)."""
+    lightning_attribute(trainer, LOADER_STATES)()

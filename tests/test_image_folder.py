@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fake_data import SIZES, write_class_folder, write_image, write_imagenet_folder
@@ -14,6 +15,7 @@ from datamodules.image_folder import (
     ImageFolderDataset,
     scan_image_folder,
 )
+from inversion.data.image_files import class_labels, open_image, read_image_uint8
 from inversion.errors import InversionError
 
 # --- scan_image_folder ------------------------------------------------------------------
@@ -316,3 +318,121 @@ def test_datamodule_class_mismatch(tmp_path: Path) -> None:
 def test_datamodule_bad_args(tmp_path: Path, kwargs: dict, hint: str) -> None:
     with pytest.raises(InversionError, match=hint):
         ImageFolderDataModule(str(tmp_path), **kwargs)
+
+
+# --- 16-bit images: one loader, scaled to [0, 1] ------------------------------------------
+
+SIXTEEN_BIT = [0, 257, 1000, 20000, 32768, 50000, 65280, 65535]
+
+
+def write_16_bit_png(path: Path) -> np.ndarray:
+    """An 8 x 8 16-bit grayscale PNG (mode I;16), each row the values above; returns them."""
+    values = np.array(SIXTEEN_BIT * 8, dtype=np.uint16).reshape(8, 8)
+    image = Image.fromarray(values)
+    assert image.mode == "I;16"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    with Image.open(path) as reread:
+        assert reread.mode == "I;16"  # PIL reads it back as 16-bit
+    return values
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_png_is_scaled_not_saturated(tmp_path: Path, channels: int) -> None:
+    values = write_16_bit_png(tmp_path / "a.png")
+    expected = torch.from_numpy(values / 65535).float().expand(channels, 8, 8)
+    x = ImageFolderDataset([tmp_path / "a.png"], [0], 8, channels, train=False)[0][0]
+    raw = read_image_uint8(tmp_path / "a.png", channels).float() / 255
+    for image in (x, raw):  # the folder DataModule's and evaluate.py's / FID's reads
+        assert image.shape == (channels, 8, 8)
+        torch.testing.assert_close(image, expected, atol=0.5 / 255 + 1e-6, rtol=0)
+        assert float(image.max()) == 1.0 and float(image.min()) == 0.0
+        assert 0.49 < float(image[0, 0, 4]) < 0.51  # 32768: mid-gray, not white
+    assert float(x.mean()) < 0.6  # PIL alone clips every value above 255 to white
+
+
+def test_32_bit_integer_and_float_images_are_scaled(tmp_path: Path) -> None:
+    wide = np.array([[0, 32768, 65535, 70000]], dtype=np.int32)
+    Image.fromarray(wide, "I").save(tmp_path / "i.tif")
+    floats = np.array([[0.0, 0.5, 1.0, 2.0]], dtype=np.float32)
+    Image.fromarray(floats, "F").save(tmp_path / "f.tif")
+    for name in ("i.tif", "f.tif"):
+        with Image.open(tmp_path / name) as image:
+            assert image.mode in ("I", "F")
+        assert read_image_uint8(tmp_path / name, 1).flatten().tolist() == [0, 128, 255, 255]
+
+
+def test_every_reader_uses_the_one_loader(tmp_path: Path) -> None:
+    write_16_bit_png(tmp_path / "a.png")
+    direct = torch.from_numpy(np.asarray(open_image(tmp_path / "a.png", 1)).copy())
+    assert torch.equal(read_image_uint8(tmp_path / "a.png", 1)[0], direct)
+    dataset = ImageFolderDataset([tmp_path / "a.png"], [-1], 8, 1, train=False)
+    assert np.array_equal(np.asarray(dataset.load(0)), direct.numpy())
+
+
+# --- one rule for class-folder labels --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "labels"),
+    [
+        (["0", "1", "2"], {"0": 0, "1": 1, "2": 2}),
+        (["1", "2", "10"], {"1": 1, "2": 2, "10": 10}),  # sorted as text: 1, 10, 2
+        (["7", "3"], {"3": 3, "7": 7}),
+        (["007", "12"], {"007": 7, "12": 12}),
+        (["cat", "ant", "bee"], {"ant": 0, "bee": 1, "cat": 2}),
+        (["3", "cat"], {"3": 0, "cat": 1}),  # not all numbers: sorted positions
+        (["n01440764", "n01443537"], {"n01440764": 0, "n01443537": 1}),
+    ],
+)
+def test_class_labels_rule(names: list[str], labels: dict[str, int]) -> None:
+    assert class_labels(names) == labels
+
+
+def test_two_folders_of_one_class_number_are_refused(tmp_path: Path) -> None:
+    write_class_folder(tmp_path / "data", ["7", "07"])
+    with pytest.raises(InversionError, match="07 and 7 are the same class number"):
+        scan_image_folder(tmp_path / "data")
+
+
+@pytest.fixture
+def digits_folder(tmp_path: Path) -> Path:
+    """Six real test digits each of classes 3, 5, 7 and 8, in folders named by the class."""
+    from inversion.data.digits import load_digits_split
+
+    images, labels = load_digits_split("test", 32, 1)
+    root = tmp_path / "digits"
+    for label in (3, 5, 7, 8):
+        chosen = images[labels == label][:6]
+        for i, image in enumerate(chosen):
+            write_pixels = (image[0] * 255).round().byte().numpy()
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(write_pixels).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def test_datamodule_and_evaluate_label_and_score_numbered_folders_alike(
+    digits_folder: Path, tmp_path: Path
+) -> None:
+    import evaluate
+    from inversion.models import build_classifier
+
+    dm = ImageFolderDataModule(str(digits_folder), image_size=32, channels=1, batch_size=8)
+    dm.setup("validate")
+    files, folder_labels = evaluate.folder_labels(digits_folder, None)
+    module_labels = dm._datasets["val"].labels
+    assert module_labels == folder_labels == [3] * 6 + [5] * 6 + [7] * 6 + [8] * 6
+    assert dm._datasets["val"].files == files
+    assert dm.class_names == ["3", "5", "7", "8"] and dm.num_classes == 9
+
+    verifier = build_classifier("digits:cnn").freeze()
+    correct = 0
+    for x, y in dm.val_dataloader():
+        correct += int((verifier(x).argmax(1) == y).sum())
+    module_top1 = correct / len(module_labels)
+    results = evaluate.main(
+        ["folder", str(digits_folder), "--verifiers", "digits:cnn", "--feature", "none"]
+        + ["--out", str(tmp_path / "results"), "--device", "cpu"]
+    )
+    assert results["top1_digits-cnn"] == pytest.approx(module_top1)
+    assert module_top1 > 0.8  # the labels are the digits' classes, not positions 0..3

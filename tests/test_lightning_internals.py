@@ -115,4 +115,5 @@ def test_grouped_step_internals_exist_on_a_fitted_trainer():
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(Probe(), data)
     assert isinstance(seen["logs_due"], bool) and seen["loader"] is not None
+    li.restore_loader_position(trainer)  # the attribute is there and callable
     li.scale_epoch_batches(trainer, 2)  # the attribute is there and takes a new count

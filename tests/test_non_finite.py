@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 from test_class_inversion import TINY_PII
+from torch.utils.data import DataLoader, TensorDataset
 from trainers import quiet_trainer
 
 from datamodules import ClassTargetsDataModule, DigitsDataModule
 from inversion.errors import InversionError
-from lightning_modules import ClassInversion
+from lightning_modules import BaseTask, ClassInversion, DCGANModule
 from lightning_modules.classifier import ClassifierModule
 from model_inversion import train
 
@@ -82,3 +83,67 @@ def test_a_normal_run_is_unaffected():
     trainer = quiet_trainer(max_steps=6, log_every_n_steps=1, limit_val_batches=0)
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=16))
     assert trainer.global_step == 6
+
+
+# --- produced images and epoch metrics -------------------------------------------------
+class _Produces(BaseTask):
+    """Returns images filled with ``fill``; logs ``metric`` and ``loss`` in every step."""
+
+    def __init__(self, fill: float = 0.5, metric: float = 1.0, loss: float = 1.0) -> None:
+        super().__init__()
+
+    def configure_models(self) -> None:
+        self.fill = torch.nn.Parameter(torch.tensor(self.hparams.fill))
+
+    def _step(self, batch, batch_idx, stage: str) -> dict:
+        self.log(f"{stage}/score", torch.tensor(self.hparams.metric))
+        self.log(f"{stage}/loss", torch.tensor(self.hparams.loss))
+        return {"images": self.fill.expand(len(batch[0]), 1, 4, 4)}
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, batch_idx, "val")
+
+    def test_step(self, batch, batch_idx):
+        return self._step(batch, batch_idx, "test")
+
+
+def _loader():
+    return DataLoader(TensorDataset(torch.zeros(6, 1)), batch_size=2)
+
+
+@pytest.mark.parametrize("fill", [math.nan, math.inf])
+def test_non_finite_produced_images_stop_the_run(fill):
+    kind = "nan" if math.isnan(fill) else "infinite"
+    with pytest.raises(InversionError, match=rf"the validation images are {kind} at step 0 \("):
+        quiet_trainer().validate(_Produces(fill=fill), dataloaders=_loader())
+    with pytest.raises(InversionError, match=r"the test images are .* check the checkpoint"):
+        quiet_trainer().test(_Produces(fill=fill), dataloaders=_loader())
+
+
+def test_nan_loss_metric_stops_the_run_and_names_it():
+    with pytest.raises(InversionError, match=r"validation loss is nan at step 0: val/loss;"):
+        quiet_trainer().validate(_Produces(loss=math.nan), dataloaders=_loader())
+
+
+def test_other_nan_metrics_warn_and_infinite_ones_pass():
+    """NaN can mean "nothing to measure" (diversity of one sample); PSNR can be +inf."""
+    with pytest.warns(UserWarning, match=r"test metrics are nan at step 0: test/score \("):
+        quiet_trainer().test(_Produces(metric=math.nan), dataloaders=_loader())
+    (results,) = quiet_trainer().test(_Produces(metric=math.inf), dataloaders=_loader())
+    assert results["test/score"] == math.inf
+
+
+def test_nan_classifier_weights_stop_validation_with_the_metric_named():
+    module = ClassifierModule(classifier="digits:cnn")
+    _poison(module.model)
+    trainer = quiet_trainer(limit_val_batches=1)
+    with pytest.raises(InversionError, match=r"validation loss is nan at step 0: val/loss;"):
+        trainer.validate(module, datamodule=DigitsDataModule(batch_size=16))
+
+
+def test_nan_generator_stops_at_its_first_test_images():
+    module = DCGANModule(latent_dim=8, width=8)
+    _poison(module.generator)
+    trainer = quiet_trainer(limit_test_batches=2)
+    with pytest.raises(InversionError, match=r"the test images are nan at step 0 \(batch 0\)"):
+        trainer.test(module, datamodule=DigitsDataModule(batch_size=8))

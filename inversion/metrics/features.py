@@ -77,7 +77,8 @@ class InceptionFeatures(FeatureExtractor):
 
     Resizes with torch-fidelity's TF1-compatible bilinear interpolation (no
     antialiasing), so numbers match torch-fidelity and the papers. The weights file is
-    first checked with ``torch.load(weights_only=True)``.
+    first checked with ``torch.load(weights_only=True)``; a file that is not InceptionV3's
+    state is refused with an :class:`InversionError`.
 
     Args:
         weights: Path to torch-fidelity's InceptionV3 weights file; default: the
@@ -92,11 +93,20 @@ class InceptionFeatures(FeatureExtractor):
 
         path = _find_inception_weights(weights)
         load_checkpoint_file(path)  # refuses pickled code before torch-fidelity loads it
-        self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat",
-            ["2048", "logits_unbiased"],
-            feature_extractor_weights_path=path,
-        )
+        try:
+            self.net = FeatureExtractorInceptionV3(
+                "inception-v3-compat",
+                ["2048", "logits_unbiased"],
+                feature_extractor_weights_path=path,
+            )
+        except RuntimeError as err:  # load_state_dict: missing, unexpected or mis-sized keys
+            summary = " ".join(str(err).split())[:200]
+            raise InversionError(
+                f"{path} is not torch-fidelity's InceptionV3 weights file "
+                f"({INCEPTION_WEIGHTS_FILE}): {summary}. Pass that file (see "
+                f"{INCEPTION_WEIGHTS_ENV_VAR}), or choose a classifier as the feature "
+                "extractor (e.g. --feature digits:resnet)."
+            ) from err
         self.net.eval()
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:  # noqa: D102

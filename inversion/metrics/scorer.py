@@ -22,7 +22,7 @@ from inversion.metrics.kid import KernelDistance
 from inversion.metrics.names import unique_names
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.metrics.reference import reference_features, reference_statistics
-from inversion.models import build_classifier
+from inversion.models import ImageClassifier, build_classifier
 
 MEAN = "verifiers"  # top1_verifiers, ...: the mean over verifiers
 
@@ -116,6 +116,22 @@ class ImageScorer(nn.Module):
             self.fid.set_reference(mean, cov)
         self.has_reference = True
 
+    def check_labels(self, largest: int) -> None:
+        """Refuse a label that some verifier has no class for (it cannot score it).
+
+        Raises:
+            InversionError: Naming the label, the verifier and its classes.
+        """
+        for name, verifier in self.verifiers.items():
+            classes = int(cast(ImageClassifier, verifier).num_classes)
+            if largest >= classes:
+                raise InversionError(
+                    f"label {largest} is out of range for the verifier {name}, which has "
+                    f"{classes} classes (0..{classes - 1}); score with verifiers of the "
+                    "images' classes or fix the labels (class folders named by numbers are "
+                    "labelled by their number)."
+                )
+
     @torch.no_grad()
     def update(
         self,
@@ -144,7 +160,8 @@ class ImageScorer(nn.Module):
                 _metric(self.agreement[name]).update(agreement(verifier, float_images, originals))
         labelled = 0 if labels is None else int((labels >= 0).sum())
         self.num_labelled.update(images.new_tensor(labelled, dtype=torch.float32))
-        if labels is not None and labelled > 0:
+        if labels is not None and labelled > 0 and self.verifiers:
+            self.check_labels(int(labels.max()))
             labels = labels.clamp(min=-1)  # any label below 0 means no class: ignored
             for name, verifier in self.verifiers.items():
                 _collection(self.accuracy[name]).update(verifier(float_images), labels)

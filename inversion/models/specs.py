@@ -571,6 +571,8 @@ def build_classifier(
             f"A classifier spec is a non-empty string, got {spec!r}; "
             f"use one of: {', '.join(KINDS)}."
         )
+    if num_classes is not None and num_classes < 2:
+        raise InversionError(f"num_classes of {spec} must be at least 2, got {num_classes}.")
     kind, sep, name = spec.partition(":")
     if sep and kind in _BUILDERS:
         if not name:
