@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 
 class InversionError(ValueError):
@@ -57,34 +57,6 @@ def exit_on_user_error(main: Callable[[], Any]) -> Any:
             raise
         print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line
         sys.exit(2)
-
-
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer of at least ``minimum`` (else argparse's error, exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for the scripts: a bad argument is an :class:`InversionError`.
-
-    So :func:`exit_on_user_error` prints it as every other bad input, one line
-    ``error: ...`` (naming the command and pointing to its ``--help``) and exit status 2,
-    instead of argparse's ``prog: error: ...`` after the usage text.
-    """
-
-    def error(self, message: str) -> NoReturn:  # noqa: D102
-        raise InversionError(f"{self.prog}: {message} (see {self.prog} --help).")
 
 
 def available_device(text: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
 
-from inversion.errors import InversionError
+from inversion.errors import InversionError, available_device
 from model_inversion.config_files import resolve_config_args
 
 # jsonargparse's wording of a few errors, said as the rest of the project says them
@@ -105,3 +105,11 @@ def at_least(value: Any, minimum: int, option: str) -> None:
     """Refuse a number below ``minimum`` (options typed by a signature as plain ``int``)."""
     if value is not None and value < minimum:
         raise InversionError(f"{option} must be at least {minimum}, got {value}.")
+
+
+def checked_device(text: str) -> str:
+    """``--device``: a torch device this machine has (else an InversionError)."""
+    try:
+        return available_device(text)
+    except ArgumentTypeError as err:
+        raise InversionError(f"--device {err}.") from None

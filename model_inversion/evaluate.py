@@ -39,10 +39,11 @@ from inversion.data.image_files import scan_image_folder
 from inversion.errors import InversionError, exit_on_user_error
 from inversion.metrics.reference import image_files_loader
 from inversion.metrics.scorer import ImageScorer
-from inversion.models.weights import load_checkpoint_file
+from inversion.models.weights import check_run_checkpoint
 from model_inversion.command_line import (
     add_config_argument,
     at_least,
+    checked_device,
     legacy_argv,
     new_parser,
     parse,
@@ -91,12 +92,14 @@ def read_labels_file(path: Path, files: list[Path]) -> list[int]:
 
 
 def folder_labels(folder: Path, labels_file: Path | None) -> tuple[list[Path], list[int]]:
-    """Files and labels: class folders named by integers give those labels; others sorted."""
-    files, labels, classes = scan_image_folder(folder)
+    """Files and labels: a labels file's, else the class folders' (``class_labels``' rule).
+
+    Class folders are labelled as ``ImageFolderDataModule`` labels them: all named by
+    numbers, by that number; otherwise by position in sorted name order.
+    """
+    files, labels, _ = scan_image_folder(folder)
     if labels_file is not None:
         return files, read_labels_file(labels_file, files)
-    if classes and all(name.isdigit() for name in classes):
-        labels = [int(classes[label]) for label in labels]
     return files, labels
 
 
@@ -126,8 +129,11 @@ def score_folder(args: Namespace) -> dict[str, float]:
     """Score every image of a folder (with a progress bar)."""
     from tqdm.auto import tqdm
 
-    files, labels = folder_labels(Path(args.images), args.labels and Path(args.labels))  # errors before any model
+    files, labels = folder_labels(
+        Path(args.images), args.labels and Path(args.labels)
+    )  # errors before any model
     scorer = scorer_from_args(args)
+    scorer.check_labels(max(labels))  # a class a verifier lacks: before any scoring
     loader = image_files_loader(files, labels, args.batch_size, args.num_workers)
     has_labels = any(label >= 0 for label in labels)
     for images, batch_labels in tqdm(loader, desc=f"scoring {args.images}", file=sys.stderr):
@@ -186,8 +192,6 @@ def score_run(args: Namespace) -> dict[str, float]:
     from callbacks import ImageMetrics
     from model_inversion import train
 
-    if args.ckpt is not None:
-        load_checkpoint_file(args.ckpt)  # refuses unsafe or unreadable files, before any model
     overrides = [
         "--config",
         evaluation_config(Path(resolve_config(args.run_config))),
@@ -196,7 +200,12 @@ def score_run(args: Namespace) -> dict[str, float]:
         "--trainer.strategy=auto",
         "--trainer.logger=false",
     ]
-    cli = train.main(overrides, run=False)
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the overrides are the CLI's only arguments
+    try:
+        cli = train.main(overrides, run=False)
+    finally:
+        sys.argv = argv
+    check_run_checkpoint(args.ckpt, cli.model)  # unsafe, unreadable or foreign: before the run
     callbacks = cli.trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning at init, undeclared
     metric_callbacks = [c for c in callbacks if isinstance(c, ImageMetrics)]
     if args.verifiers or not metric_callbacks:
@@ -253,6 +262,11 @@ def check_out(out: Path) -> None:
     """Refuse an output folder that cannot be one (before any scoring)."""
     if out.exists() and not out.is_dir():
         raise InversionError(f"--out {out} is an existing file, not a folder; name a folder.")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InversionError(
+            f"--out {out} is inside {blocking}, which is a file, not a folder; name a folder."
+        )
     table = out / "results.md"
     if table.exists() and not table.is_file():
         raise InversionError(f"{table} exists and is not a file; choose another --out.")
@@ -457,6 +471,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[str, Namespace]:
     command = config.command
     args = config[command]
     at_least(args.splits, 1, "--splits")
+    args.device = checked_device(args.device)
     return command, args
 
 

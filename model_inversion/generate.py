@@ -41,7 +41,13 @@ from inversion.errors import InversionError, exit_on_user_error
 from inversion.models import build_classifier
 from inversion.models.weights import load_checkpoint_file
 from inversion.visual import class_grid
-from model_inversion.command_line import add_config_argument, legacy_argv, new_parser, parse
+from model_inversion.command_line import (
+    add_config_argument,
+    checked_device,
+    legacy_argv,
+    new_parser,
+    parse,
+)
 
 LIST_OPTIONS = ("classes", "verifiers")
 
@@ -56,6 +62,15 @@ def target_of(ckpt: str) -> torch.nn.Module:
         pretrained=hp.get("pretrained"),
         weights=hp.get("weights"),
     ).freeze()
+
+
+def check_new_folder(out: Path) -> None:
+    """Refuse ``--out`` unless it is a new or empty folder (a file, or a file above it)."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InversionError(f"--out {out}: {blocking} is a file, not a folder; name a new folder.")
+    if out.exists() and any(out.iterdir()):
+        raise InversionError(f"{out} exists and is not empty; choose a new folder.")
 
 
 def build_parser() -> ArgumentParser:
@@ -109,7 +124,9 @@ def build_parser() -> ArgumentParser:
 def parse_arguments(argv: Sequence[str] | None = None) -> Namespace:
     """The options, checked (bad ones: an InversionError)."""
     argv = legacy_argv(sys.argv[1:] if argv is None else argv, LIST_OPTIONS, {})
-    return parse(build_parser(), argv)
+    args = parse(build_parser(), argv)
+    args.device = checked_device(args.device)
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -117,9 +134,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_arguments(argv)
     if args.adversarial and not args.verifiers:
         raise InversionError("--adversarial needs --verifiers (classifiers other than the target).")
+    out = Path(args.out)
+    check_new_folder(out)  # before any sampling
 
     generator = generator_from_checkpoint(args.ckpt)
     classes = args.classes if args.classes else list(range(generator.num_classes))
+    outside = sorted({c for c in classes if c >= generator.num_classes})
+    if outside:
+        raise InversionError(
+            f"--classes {outside} are outside 0..{generator.num_classes - 1}: the "
+            f"generator has {generator.num_classes} classes."
+        )
     images, labels = sample_classes(
         generator, classes, args.per_class, args.seed, args.batch_size, args.device
     )
@@ -141,9 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         if len(labels) == 0:
             print(json.dumps(summary, indent=2))
             raise InversionError("No sample was adversarial; draw more (--per_class).")
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise InversionError(f"{out} exists and is not empty; choose a new folder.")
+    check_new_folder(out)
     write_class_folders(images, labels, out / "images")
     sheet = class_grid(images, labels, per_row=min(args.per_class, 16), upscale=2)
     save_image(sheet, out / "sheet.png")

@@ -20,7 +20,7 @@ name without its suffix.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning.pytorch as pl
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -29,6 +29,7 @@ import callbacks  # noqa: F401  (registers the callbacks for short class names)
 import datamodules  # noqa: F401  (registers the DataModules for short class names)
 import lightning_modules  # noqa: F401  (registers the modules for short class names)
 from inversion.errors import exit_on_user_error
+from inversion.models.weights import check_checkpoint_entries, read_run_checkpoint
 from lightning_modules.base import BaseTask
 from model_inversion.config_files import (
     first_config_stem,
@@ -49,35 +50,95 @@ def trainer_defaults(run_name: str) -> dict:
     }
 
 
-class InversionCLI(LightningCLI):
-    """LightningCLI that names the run after the first config file.
+# lines of jsonargparse's nested union errors that say nothing about the bad value
+_PARSE_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "- Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Given value: Namespace(",
+    "Given value: NestedArg(",
+)
 
-    The default logger carries the name (a logger class a config swaps in takes it over
-    when it has a ``name`` parameter); a logger configured with no run name of its own
-    (say MLflow's ``experiment_name``) gets it after parsing.
+
+class OneLineErrorParser(LightningArgumentParser):
+    """The CLI's parser: a bad option or config is one ``error:`` line, exit status 2.
+
+    jsonargparse prints the whole usage and a nested, many-line message; this keeps the
+    lines that name the option, what it expects and what it got, on one line, and points
+    to ``--help``. A parser that does not exit on errors (nested parsing) still raises.
     """
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:  # noqa: D102
+        if not self.exit_on_error:
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        kept = [
+            line.strip()
+            for line in message.splitlines()
+            if line.strip() and not line.strip().startswith(_PARSE_NOISE)
+        ]
+        sys.stderr.write(f"error: {' '.join(kept)} (all options: {prog} --help)\n")
+        self.exit(2)
+
+
+class InversionCLI(LightningCLI):
+    """LightningCLI that names the run and checks ``--ckpt_path`` before anything reads it.
+
+    The run is named after the first config file: the default logger carries the name (a
+    logger class a config swaps in takes it over when it has a ``name`` parameter), and a
+    logger configured with no run name of its own (say MLflow's ``experiment_name``) gets
+    it after parsing.
+
+    A missing, empty, truncated, unsafe or non-run ``ckpt_path`` is refused right after
+    parsing (before Lightning reads its hyperparameters), and a checkpoint of another
+    model before the subcommand runs: one ``error:`` line each, not a traceback.
+    """
+
+    _checkpoint_entries: set[str] | None = None
 
     def __init__(self, *args: Any, run_name: str = DEFAULT_RUN_NAME, **kwargs: Any) -> None:
         self.run_name = run_name
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """Parse, then give a configured logger with no run name the run's name."""
-        super().parse_arguments(parser, args)
+        """Parse (config names resolved), name unnamed loggers, check the ``ckpt_path`` file.
+
+        The checkpoint is read by ``read_run_checkpoint``.
+        """
+        if args is None:  # the command line (LightningCLI warns when given it as args)
+            self.config = parser.parse_args(resolve_config_args(sys.argv[1:]))
+        else:
+            super().parse_arguments(
+                parser, resolve_config_args(args) if isinstance(args, list) else args
+            )
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         name_unnamed_loggers(config.get("trainer.logger"), self.run_name)
+        if subcommand:
+            checkpoint = read_run_checkpoint(config.get("ckpt_path"))
+            if checkpoint is not None:
+                self._checkpoint_entries = set(checkpoint["state_dict"])
+
+    def _check_ckpt_fits(self) -> None:
+        if self._checkpoint_entries is not None and self.subcommand:
+            path = self.config[self.subcommand].get("ckpt_path")
+            check_checkpoint_entries(path, self._checkpoint_entries, self.model)
+
+    before_fit = before_validate = before_test = before_predict = _check_ckpt_fits
 
 
 def main(args: list[str] | None = None, run: bool = True) -> LightningCLI:
     """Run the CLI (``args`` replaces ``sys.argv[1:]``; used by the tests)."""
-    args = resolve_config_args(sys.argv[1:] if args is None else args)
-    run_name = first_config_stem(args) or DEFAULT_RUN_NAME
+    run_name = first_config_stem(sys.argv[1:] if args is None else args) or DEFAULT_RUN_NAME
     return InversionCLI(
         BaseTask,
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=OneLineErrorParser,
         trainer_defaults=trainer_defaults(run_name),
         save_config_kwargs={"overwrite": True},
         args=args,

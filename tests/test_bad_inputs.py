@@ -21,12 +21,10 @@ import pytest
 import torch
 from PIL import Image
 
-import evaluate
-import generate
-import train
 from inversion.conditioned_generator import ConditionedGenerator
 from inversion.conditioned_generator.samples import GENERATOR_KEY
 from inversion.models.zoo import zoo_checkpoint, zoo_path
+from model_inversion import evaluate, generate, train
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = str(REPO / "configs/digits/classifier.yaml")

@@ -414,8 +414,8 @@ def digits_folder(tmp_path: Path) -> Path:
 def test_datamodule_and_evaluate_label_and_score_numbered_folders_alike(
     digits_folder: Path, tmp_path: Path
 ) -> None:
-    import evaluate
     from inversion.models import build_classifier
+    from model_inversion import evaluate
 
     dm = ImageFolderDataModule(str(digits_folder), image_size=32, channels=1, batch_size=8)
     dm.setup("validate")
