@@ -45,10 +45,10 @@ def test_the_documented_commands_train_a_verifier_and_score_with_it(tmp_path, mo
             "--data.init_args.image_size=32",
         ]
     )
-    checkpoint = Path("runs/image-folder-classifier/version_0/checkpoints/last.ckpt")
+    checkpoint = Path("runs/classifier/version_0/checkpoints/last.ckpt")
     assert checkpoint.is_file()
     common = [str(data / "val"), "--feature", "none", "--out", "results"]
     named = evaluate.main(["folder", *common, "--verifiers", f"mine={checkpoint}"])
     assert named["images"] == 4 and 0 <= named["top1_mine"] <= 1
     unnamed = evaluate.main(["folder", *common, "--verifiers", str(checkpoint)])
-    assert unnamed["top1_image-folder-classifier-v0-last"] == named["top1_mine"]
+    assert unnamed["top1_classifier-v0-last"] == named["top1_mine"]
