@@ -23,6 +23,7 @@ from PIL import Image
 
 from inversion.conditioned_generator import ConditionedGenerator
 from inversion.conditioned_generator.samples import GENERATOR_KEY
+from inversion.errors import InversionError
 from inversion.models.zoo import zoo_checkpoint, zoo_path
 from model_inversion import evaluate, generate, train
 
@@ -361,3 +362,16 @@ def test_a_name_that_climbs_out_stays_inside_out(files, tmp_path):
 def test_the_catalogue_covers_every_script():
     assert {case.script for case in CASES.values()} == set(SCRIPTS)
     assert {CASES[name].script for name in SUBPROCESS} == set(SCRIPTS)
+
+
+def test_a_corrupt_fid_reference_cache_file_is_named_with_what_to_do(tmp_path, monkeypatch):
+    from inversion.metrics.features import ClassifierFeatures
+    from inversion.metrics.reference import reference_statistics
+
+    extractor = ClassifierFeatures("digits:cnn")  # from the normal zoo cache
+    monkeypatch.setenv("INVERSION_CACHE", str(tmp_path / "cache"))
+    reference_statistics(extractor, "digits:val", progress=False)
+    (cached,) = (tmp_path / "cache" / "fid_reference").glob("*.pt")
+    cached.write_bytes(cached.read_bytes()[:100])
+    with pytest.raises(InversionError, match="delete it"):
+        reference_statistics(extractor, "digits:val", progress=False)

@@ -258,8 +258,8 @@ def test_reference_statistics_are_cached_and_follow_the_folder(
     again = reference_statistics(extractor, str(real), progress=False)
     assert not calls and torch.equal(again[0], mean)
     (real / "999.png").write_bytes((real / "000.png").read_bytes())
-    with pytest.raises(FileNotFoundError):  # a new key: recomputation was asked for
-        reference_statistics(extractor, str(real), progress=False)
+    with pytest.raises(InversionError, match="not found"):
+        reference_statistics(extractor, str(real), progress=False)  # a new key: recomputed
     assert len(calls) == 1
     (real / "999.png").unlink()
 

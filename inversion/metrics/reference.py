@@ -15,6 +15,7 @@ from inversion.data.digits import SPLITS, load_digits_split
 from inversion.data.image_files import read_image_uint8, scan_image_folder
 from inversion.errors import InversionError
 from inversion.metrics.fid import FrechetDistance
+from inversion.models.weights import load_checkpoint_file
 from inversion.paths import cache_dir, file_lock
 
 
@@ -119,7 +120,7 @@ def reference_statistics(
     with file_lock(path):
         if not path.is_file():
             _write_statistics(extractor, source, batch_size, progress, path)
-    cached = torch.load(path, map_location="cpu", weights_only=True)
+    cached = load_checkpoint_file(path)  # safe; a corrupt cache file is named
     return cached["mean"], cached["cov"], int(cached["n"])
 
 
@@ -136,7 +137,7 @@ def reference_features(
         if not path.is_file():
             features = torch.cat(list(_embedded(extractor, source, batch_size, progress)))
             _save(path, {"features": features, "source": source})
-    return torch.load(path, map_location="cpu", weights_only=True)["features"]
+    return load_checkpoint_file(path)["features"]
 
 
 def _save(path: Path, record: dict) -> None:
@@ -170,7 +171,7 @@ def _write_statistics(
     features_path = path.with_name(f"{path.stem}-features.pt")
     if features_path.is_file():  # embedded already (for KID)
         batches: Iterator[Tensor] = iter(
-            [torch.load(features_path, map_location="cpu", weights_only=True)["features"]]
+            [load_checkpoint_file(features_path)["features"]]
         )
     else:
         batches = _embedded(extractor, source, batch_size, progress)
