@@ -1,4 +1,4 @@
-"""Score produced images: verifier top-1/top-5, Inception Score and FID.
+"""Score produced images: verifier top-1/top-5, Inception Score, FID and KID.
 
 Two ways in, one set of metrics (the same ``ImageScorer`` the callbacks use):
 
@@ -34,8 +34,8 @@ from inversion.metrics.scorer import ImageScorer
 from inversion.models.weights import load_checkpoint_file
 
 TABLE_HEADER = (
-    "| run | images | verifier top-1 | verifier top-5 | IS | FID | features |\n"
-    "|---|---:|---:|---:|---:|---:|---|\n"
+    "| run | images | verifier top-1 | verifier top-5 | IS | FID | KID | features |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|\n"
 )
 
 
@@ -78,6 +78,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         "fid": args.reference is not None,
         "inception_score": not args.no_is,
         "splits": args.splits,
+        "kid": args.reference is not None and not args.no_kid,
     }
 
 
@@ -230,7 +231,7 @@ def table_row(name: str, results: dict[str, float]) -> str:
         {
             k.split("_", 1)[1]
             for k in results
-            if k.startswith(("fid_", "is_")) and not k.endswith("_std")
+            if k.startswith(("fid_", "kid_", "is_")) and not k.endswith("_std")
         }
     ) or (["inception"] if "fid" in results or "is" in results else ["-"])
     images = results.get("images")
@@ -238,7 +239,8 @@ def table_row(name: str, results: dict[str, float]) -> str:
         f"| {markdown_cell(name)} | {int(images) if images is not None else '-'} | "
         f"{_pick(results, 'top1_verifiers', 'top1_')} | "
         f"{_pick(results, 'top5_verifiers', 'top5_')} | {_pick(results, 'is')} | "
-        f"{_pick(results, 'fid')} | {markdown_cell(', '.join(features))} |\n"
+        f"{_pick(results, 'fid')} | {_pick(results, 'kid')} | "
+        f"{markdown_cell(', '.join(features))} |\n"
     )
 
 
@@ -289,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
             help="'inception', a classifier spec (e.g. digits:resnet), or 'none'",
         )
         each.add_argument("--inception-weights", help="local InceptionV3 weights file")
-        each.add_argument("--reference", help="FID reference: digits:SPLIT or an image folder")
+        each.add_argument("--reference", help="FID/KID reference: digits:SPLIT or an image folder")
         each.add_argument("--splits", type=int, default=10, help="Inception Score splits")
         each.add_argument("--no-is", action="store_true", help="skip the Inception Score")
+        each.add_argument("--no-kid", action="store_true", help="skip KID (FID only)")
         each.add_argument("--batch-size", type=int, default=64)
         each.add_argument("--num-workers", type=int, default=0)
         each.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

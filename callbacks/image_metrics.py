@@ -1,4 +1,4 @@
-"""Verifier top-1/top-5, Inception Score and FID of what a module produces."""
+"""Verifier top-1/top-5, Inception Score, FID and KID of what a module produces."""
 
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ class ImageMetrics(pl.Callback):
     Args:
         verifiers: Classifier specs that did not produce the images (top-1/top-5 each).
         feature: ``inception``, a classifier spec (e.g. ``digits:resnet``, named in the
-            metric: ``fid_digits-resnet``), or None for no IS/FID.
+            metric: ``fid_digits-resnet``), or None for no IS/FID/KID.
         inception_weights: Local InceptionV3 weights file (offline use).
         fid: Compute FID.
-        inception_score: Compute the Inception Score.
+        inception_score: Compute the Inception Score (shuffled splits as in torch-fidelity;
+            the same on any number of processes).
         splits: Inception Score splits.
-        reference: FID reference: ``digits:SPLIT`` or an image folder (statistics cached);
+        kid: Compute KID (``kid``, ``kid_std``; torch-fidelity's definition).
+        reference: FID/KID reference: ``digits:SPLIT`` or an image folder (statistics cached);
             None uses the ``reference`` images the module returns.
         log_hparams: Also record the metrics as ``hp/...`` (TensorBoard: hparams metrics).
     """
@@ -46,6 +48,7 @@ class ImageMetrics(pl.Callback):
         fid: bool = True,
         inception_score: bool = True,
         splits: int = 10,
+        kid: bool = True,
         reference: str | None = None,
         log_hparams: bool = True,
     ) -> None:
@@ -56,6 +59,7 @@ class ImageMetrics(pl.Callback):
             "fid": fid,
             "inception_score": inception_score,
             "splits": splits,
+            "kid": kid,
         }
         self.reference = reference
         self.log_hparams = log_hparams

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sized
 from typing import cast
 
-import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
+from inversion.distributed import world_and_rank
 
-def world_and_rank() -> tuple[int, int]:
-    """World size and this process's rank (1 and 0 outside a process group)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+__all__ = ["ShardedSampler", "world_and_rank"]
 
 
 class ShardedSampler(DistributedSampler):

@@ -6,22 +6,33 @@ import torch
 import torch_fidelity
 from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
 
 import evaluate
 from inversion import InversionError
+from inversion.data.digits import load_digits_split
 from inversion.metrics import (
     ClassifierFeatures,
     FrechetDistance,
     InceptionFeatures,
     InceptionScore,
+    KernelDistance,
     frechet_distance,
     inception_score,
+    kernel_distance,
 )
 from inversion.metrics.reference import reference_statistics
 
 
-def test_evaluate_folder_matches_torch_fidelity(inception_weights, two_image_folders, tmp_path):
-    """The issue's parity bar: same folders, same weights, same splits, no shuffle."""
+def test_evaluate_folder_matches_torch_fidelity_defaults(
+    inception_weights, two_image_folders, tmp_path
+):
+    """The issue's parity bar: same folders, same weights, torch-fidelity's defaults.
+
+    IS with 10 shuffled splits (seed 2020); KID with its 100 subsets, of the size ours
+    clamps to (24 images per folder; torch-fidelity refuses fewer than its 1000 unless
+    told the size).
+    """
     fake, real = two_image_folders
     ours = evaluate.main(
         [
@@ -29,8 +40,6 @@ def test_evaluate_folder_matches_torch_fidelity(inception_weights, two_image_fol
             str(fake),
             "--reference",
             str(real),
-            "--splits",
-            "4",
             "--inception-weights",
             str(inception_weights),
             "--device",
@@ -44,18 +53,25 @@ def test_evaluate_folder_matches_torch_fidelity(inception_weights, two_image_fol
         input2=str(real),
         fid=True,
         isc=True,
+        kid=True,
+        kid_subset_size=24,
         cuda=False,
         verbose=False,
         feature_extractor_weights_path=str(inception_weights),
-        isc_splits=4,
-        samples_shuffle=False,
-        batch_size=16,
     )
     assert theirs["inception_score_mean"] > 1.01  # the random Inception is informative
     assert theirs["frechet_inception_distance"] > 1.0
+    assert theirs["kernel_inception_distance_mean"] > 10 * theirs["kernel_inception_distance_std"]
     assert ours["is"] == pytest.approx(theirs["inception_score_mean"], rel=1e-3)
     assert ours["is_std"] == pytest.approx(theirs["inception_score_std"], rel=1e-3, abs=1e-6)
     assert ours["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-3)
+    assert ours["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
+    # every subset is the whole folder: the exact std is 0, torch-fidelity's float32 sums
+    # leave round-off of about 1e-7 of the mean
+    kid_scale = theirs["kernel_inception_distance_mean"]
+    assert ours["kid_std"] == pytest.approx(
+        theirs["kernel_inception_distance_std"], abs=1e-6 * kid_scale
+    )
 
 
 def test_grayscale_is_replicated_for_inception(inception_weights):
@@ -101,17 +117,91 @@ def test_fid_needs_two_images():
         metric.compute()
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("splits", [1, 3, 10])
-def test_inception_score_matches_torch_fidelity_without_shuffle(splits):
+def test_inception_score_matches_torch_fidelity(splits, shuffle):
     logits = torch.randn(53, 12) * 3
-    expected = isc_features_to_metric(logits, splits=splits, shuffle=False)
-    mean, std = inception_score(logits, splits)
+    expected = isc_features_to_metric(logits, splits=splits, shuffle=shuffle)
+    mean, std = inception_score(logits, splits, shuffle=shuffle)
     assert float(mean) == pytest.approx(expected["inception_score_mean"], rel=1e-9)
     assert float(std) == pytest.approx(expected["inception_score_std"], rel=1e-6, abs=1e-12)
-    metric = InceptionScore(splits)
+    metric = InceptionScore(splits, shuffle=shuffle)
     for chunk in logits.split(20):
         metric.update(chunk)
     assert float(metric.compute()[0]) == pytest.approx(float(mean), rel=1e-6)
+
+
+def test_inception_score_metric_puts_samples_back_in_index_order():
+    # class-ordered logits: consecutive splits would each hold about one class
+    logits = torch.eye(6).repeat_interleave(8, dim=0) * 8 + torch.randn(48, 6)
+    expected = inception_score(logits, splits=4)
+    metric = InceptionScore(4)
+    scrambled = torch.randperm(48, generator=torch.Generator().manual_seed(0))
+    for chunk in scrambled.split(7):
+        metric.update(logits[chunk], index=chunk)
+    torch.testing.assert_close(metric.compute()[0], expected[0].float())
+    shuffled_mean = float(expected[0])
+    unshuffled_mean = float(inception_score(logits, splits=4, shuffle=False)[0])
+    assert shuffled_mean > 4.0 > 2.0 > unshuffled_mean  # the shuffle is what makes it fair
+
+
+def test_inception_score_metric_restarts_its_numbering_on_reset():
+    logits = torch.randn(30, 5) * 3
+    metric = InceptionScore(3)
+    metric.update(torch.randn(30, 5))
+    metric.compute()
+    metric.reset()
+    metric.update(logits[:10])
+    metric.update(logits[10:])
+    assert float(metric.compute()[0]) == pytest.approx(float(inception_score(logits, 3)[0]))
+
+
+def _torch_fidelity_kid(fake, real, subset_size):
+    return kid_features_to_metric(
+        fake,
+        real,
+        kid_subsets=100,
+        kid_subset_size=subset_size,
+        kid_kernel="poly",
+        kid_kernel_poly_degree=3,
+        kid_kernel_poly_gamma=None,
+        kid_kernel_poly_coef0=1,
+        rng_seed=2020,
+        verbose=False,
+    )
+
+
+@pytest.mark.parametrize("subset_size", [50, 1000])
+def test_kernel_distance_matches_torch_fidelity(subset_size):
+    generator = torch.Generator().manual_seed(0)
+    fake = torch.rand(130, 32, generator=generator, dtype=torch.float64)
+    real = torch.rand(110, 32, generator=generator, dtype=torch.float64) * 1.2
+    expected = _torch_fidelity_kid(fake, real, min(subset_size, 110))  # ours clamps
+    mean, std = kernel_distance(fake, real, subset_size=subset_size)
+    assert expected["kernel_inception_distance_mean"] > 0.01
+    assert float(mean) == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-9)
+    assert float(std) == pytest.approx(expected["kernel_inception_distance_std"], rel=1e-6)
+    metric = KernelDistance(subset_size=subset_size)
+    for chunk in torch.randperm(130, generator=generator).split(40):
+        metric.update(fake[chunk], index=chunk)
+    metric.update(real[:60], real=True)
+    metric.update(real[60:], real=True)
+    kid, kid_std = metric.compute()
+    assert float(kid) == pytest.approx(float(mean), rel=1e-5)
+    assert float(kid_std) == pytest.approx(float(std), rel=1e-4)
+    precomputed = KernelDistance(subset_size=subset_size)
+    precomputed.update(fake)
+    precomputed.set_reference(real)
+    assert float(precomputed.compute()[0]) == pytest.approx(float(mean), rel=1e-5)
+
+
+def test_kernel_distance_is_about_zero_for_one_distribution_and_needs_two_images():
+    x = torch.randn(400, 16, dtype=torch.float64)
+    same, _ = kernel_distance(x[:200], x[200:], subsets=20)
+    far, _ = kernel_distance(x[:200], x[200:] + 1.0, subsets=20)
+    assert abs(float(same)) < 0.05 * float(far)
+    with pytest.raises(InversionError, match="at least 2 produced"):
+        kernel_distance(x[:1], x, subsets=2)
 
 
 def test_inception_score_of_confident_diverse_predictions_is_the_class_count():
@@ -195,3 +285,37 @@ def test_mixed_image_sizes_are_one_clear_error(tmp_path):
                 str(tmp_path / "out"),
             ]
         )
+
+
+def test_evaluate_inception_score_does_not_depend_on_image_order(tmp_path):
+    """The 360 test digits, class by class (class folders) and shuffled (flat): one IS."""
+    from PIL import Image
+
+    images, labels = load_digits_split("test")
+    order = torch.argsort(labels, stable=True)
+    shuffled = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    for i, j in enumerate(order.tolist()):
+        folder = tmp_path / "ordered" / str(int(labels[j]))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((images[j, 0] * 255).round().byte().numpy()).save(folder / f"{i:03d}.png")
+    (tmp_path / "shuffled").mkdir()
+    for i, j in enumerate(shuffled.tolist()):
+        pixels = (images[j, 0] * 255).round().byte().numpy()
+        Image.fromarray(pixels).save(tmp_path / "shuffled" / f"{i:03d}.png")
+    scores = [
+        evaluate.main(
+            [
+                "folder",
+                str(tmp_path / name),
+                "--feature",
+                "digits:resnet",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "results"),
+            ]
+        )["is_digits-resnet"]
+        for name in ("ordered", "shuffled")
+    ]
+    assert scores[0] > 5.0  # consecutive splits of the class-ordered folder gave about 1.1
+    assert scores[0] == pytest.approx(scores[1], rel=0.01)

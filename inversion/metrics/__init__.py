@@ -1,4 +1,4 @@
-"""Metrics on produced images: feature extractors, FID, IS (torchmetrics-style)."""
+"""Metrics on produced images: feature extractors, FID, KID, IS (torchmetrics-style)."""
 
 from inversion.metrics.features import (
     ClassifierFeatures,
@@ -8,6 +8,7 @@ from inversion.metrics.features import (
 )
 from inversion.metrics.fid import FrechetDistance, frechet_distance
 from inversion.metrics.inception_score import InceptionScore, inception_score
+from inversion.metrics.kid import KernelDistance, kernel_distance
 
 __all__ = [
     "ClassifierFeatures",
@@ -15,7 +16,9 @@ __all__ = [
     "FrechetDistance",
     "InceptionFeatures",
     "InceptionScore",
+    "KernelDistance",
     "build_feature_extractor",
     "frechet_distance",
     "inception_score",
+    "kernel_distance",
 ]

@@ -98,6 +98,13 @@ def fingerprint_module(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _cache_path(extractor: nn.Module, source: str, kind: str = "") -> Path:
+    key = hashlib.sha1(
+        f"{fingerprint_module(extractor)}|{_fingerprint_source(source)}".encode()
+    ).hexdigest()[:16]
+    return cache_dir() / "fid_reference" / f"{extractor.name}-{key}{kind}.pt"
+
+
 def reference_statistics(
     extractor: nn.Module, source: str, batch_size: int = 64, progress: bool = True
 ) -> tuple[Tensor, Tensor, int]:
@@ -105,12 +112,10 @@ def reference_statistics(
 
     Cached in ``$INVERSION_CACHE/fid_reference/`` under a key made of the extractor's
     weights and the source (the digits split, or the folder's file names, sizes and
-    modification times), so real images are embedded once.
+    modification times), so real images are embedded once (statistics are derived from
+    cached :func:`reference_features` where those exist).
     """
-    key = hashlib.sha1(
-        f"{fingerprint_module(extractor)}|{_fingerprint_source(source)}".encode()
-    ).hexdigest()[:16]
-    path = cache_dir() / "fid_reference" / f"{extractor.name}-{key}.pt"
+    path = _cache_path(extractor, source)
     with file_lock(path):
         if not path.is_file():
             _write_statistics(extractor, source, batch_size, progress, path)
@@ -118,25 +123,62 @@ def reference_statistics(
     return cached["mean"], cached["cov"], int(cached["n"])
 
 
+def reference_features(
+    extractor: nn.Module, source: str, batch_size: int = 64, progress: bool = True
+) -> Tensor:
+    """The ``extractor`` pool features (N x D, float32, source order) of a reference source.
+
+    KID needs the features themselves; cached beside the statistics
+    (``<name>-<key>-features.pt``), under the same key.
+    """
+    path = _cache_path(extractor, source, "-features")
+    with file_lock(path):
+        if not path.is_file():
+            features = torch.cat(list(_embedded(extractor, source, batch_size, progress)))
+            _save(path, {"features": features, "source": source})
+    return torch.load(path, map_location="cpu", weights_only=True)["features"]
+
+
+def _save(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+
+
 @torch.no_grad()
-def _write_statistics(
-    extractor: nn.Module, source: str, batch_size: int, progress: bool, path: Path
-) -> None:
+def _embedded(
+    extractor: nn.Module, source: str, batch_size: int, progress: bool
+) -> Iterator[Tensor]:
+    """Pool features (float32, on the CPU) of the reference images, batch by batch."""
     device = next(extractor.parameters()).device
     batches = reference_batches(source, batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=f"reference features ({source})", leave=False)
-    fid = None
+    empty = True
     for images in batches:
-        pool, _ = extractor(images.to(device))
-        if fid is None:
-            fid = FrechetDistance(pool.shape[1]).to(device)
-        fid.update(pool, real=True)
-    if fid is None:
+        empty = False
+        yield extractor(images.to(device))[0].float().cpu()
+    if empty:
         raise InversionError(f"No reference images in {source}.")
-    mean, cov = (t.cpu() for t in fid.statistics(real=True))
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"mean": mean, "cov": cov, "n": int(fid.real_n), "source": source}, tmp)
-    os.replace(tmp, path)
+
+
+def _write_statistics(
+    extractor: nn.Module, source: str, batch_size: int, progress: bool, path: Path
+) -> None:
+    features_path = path.with_name(f"{path.stem}-features.pt")
+    if features_path.is_file():  # embedded already (for KID)
+        batches: Iterator[Tensor] = iter(
+            [torch.load(features_path, map_location="cpu", weights_only=True)["features"]]
+        )
+    else:
+        batches = _embedded(extractor, source, batch_size, progress)
+    fid = None
+    for pool in batches:
+        if fid is None:
+            fid = FrechetDistance(pool.shape[1])
+        fid.update(pool, real=True)
+    assert fid is not None  # _embedded raises on an empty source
+    mean, cov = fid.statistics(real=True)
+    _save(path, {"mean": mean, "cov": cov, "n": int(fid.real_n), "source": source})

@@ -1,4 +1,4 @@
-"""One object that scores produced images: verifier top-1/top-5, IS and FID.
+"""One object that scores produced images: verifier top-1/top-5, IS, FID and KID.
 
 Used by the metric callback (per validation/test step, synced across DDP processes by
 torchmetrics) and by ``evaluate.py`` on folders. All metric states live on the device.
@@ -18,8 +18,9 @@ from inversion.errors import InversionError
 from inversion.metrics.features import FeatureExtractor, build_feature_extractor, short_name
 from inversion.metrics.fid import FrechetDistance
 from inversion.metrics.inception_score import InceptionScore
+from inversion.metrics.kid import KernelDistance
 from inversion.metrics.reconstruction import agreement, psnr, ssim
-from inversion.metrics.reference import reference_statistics
+from inversion.metrics.reference import reference_features, reference_statistics
 from inversion.models import build_classifier
 
 
@@ -29,7 +30,7 @@ def top_k_accuracy(num_classes: int, k: int) -> MulticlassAccuracy:
 
 
 class ImageScorer(nn.Module):
-    """Verifier accuracy, Inception Score, FID and reconstruction quality of images.
+    """Verifier accuracy, Inception Score, FID, KID and reconstruction quality of images.
 
     When produced images reconstruct real ones (``originals``, paired), it also gives
     ``psnr`` and ``ssim`` (means over images) and, for each verifier, ``agree_<name>``:
@@ -44,11 +45,14 @@ class ImageScorer(nn.Module):
             keys are absent from the results, never 0.
         feature: ``inception`` (standard InceptionV3), a classifier spec (e.g.
             ``digits:resnet``; metric names then say so: ``fid_digits-resnet``), or
-            None for no IS/FID.
+            None for no IS/FID/KID.
         inception_weights: Local InceptionV3 weights file (see InceptionFeatures).
         fid: Compute FID (needs reference images or statistics).
-        inception_score: Compute the Inception Score.
+        inception_score: Compute the Inception Score (shuffled splits, as torch-fidelity:
+            the same whatever the order of the images or the number of processes).
         splits: Inception Score splits.
+        kid: Compute KID, ``kid`` and ``kid_std`` (needs reference images; torch-fidelity's
+            definition, subset size clamped to the sample counts).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class ImageScorer(nn.Module):
         fid: bool = True,
         inception_score: bool = True,
         splits: int = 10,
+        kid: bool = True,
     ) -> None:
         super().__init__()
         self.verifiers = nn.ModuleDict()
@@ -76,25 +81,32 @@ class ImageScorer(nn.Module):
         self.extractor: FeatureExtractor | None = None
         self.fid: FrechetDistance | None = None
         self.inception_score: InceptionScore | None = None
-        if feature is not None and (fid or inception_score):
+        self.kid: KernelDistance | None = None
+        if feature is not None and (fid or inception_score or kid):
             self.extractor = build_feature_extractor(feature, inception_weights)
             if fid:
                 self.fid = FrechetDistance(feature_dim(self.extractor))
             if inception_score:
                 self.inception_score = InceptionScore(splits)
+            if kid:
+                self.kid = KernelDistance()
         self.reconstruction = nn.ModuleDict({"psnr": MeanMetric(), "ssim": MeanMetric()})
         self.agreement = nn.ModuleDict({name: MeanMetric() for name in self.verifiers})
-        self.has_reference = False
+        self.has_reference = False  # reference statistics/features were set
+        self.reference_seen = False  # reference images came with the updates
         self.num_updates = 0
         self.num_images = SumMetric()
         self.num_labelled = SumMetric()  # images with a class: accuracy only if any
 
     def set_reference(self, source: str, batch_size: int = 64, progress: bool = True) -> None:
-        """Use cached statistics of ``digits:SPLIT`` or an image folder as FID reference."""
-        if self.fid is None or self.extractor is None:
+        """Use ``digits:SPLIT`` or an image folder as FID/KID reference (embedded once, cached)."""
+        if self.extractor is None or (self.fid is None and self.kid is None):
             return
-        mean, cov, _ = reference_statistics(self.extractor, source, batch_size, progress)
-        self.fid.set_reference(mean, cov)
+        if self.kid is not None:  # first, so that FID's statistics come from these features
+            self.kid.set_reference(reference_features(self.extractor, source, batch_size, progress))
+        if self.fid is not None:
+            mean, cov, _ = reference_statistics(self.extractor, source, batch_size, progress)
+            self.fid.set_reference(mean, cov)
         self.has_reference = True
 
     @torch.no_grad()
@@ -110,7 +122,7 @@ class ImageScorer(nn.Module):
         Args:
             images: The produced images.
             labels: Their target classes (verifier top-1/top-5), or None.
-            reference: Real images for the FID reference, or None.
+            reference: Real images for the FID/KID reference, or None.
             originals: The real images that ``images`` reconstruct, pair by pair, or None.
         """
         self.num_updates += 1
@@ -135,8 +147,15 @@ class ImageScorer(nn.Module):
                 self.fid.update(pool)
             if self.inception_score is not None:
                 self.inception_score.update(logits)
-            if reference is not None and self.fid is not None and not self.has_reference:
-                self.fid.update(self.extractor(reference)[0], real=True)
+            if self.kid is not None:
+                self.kid.update(pool)
+            if reference is not None and not self.has_reference:
+                real_pool = self.extractor(reference)[0]
+                self.reference_seen = True
+                if self.fid is not None:
+                    self.fid.update(real_pool, real=True)
+                if self.kid is not None:
+                    self.kid.update(real_pool, real=True)
 
     def compute(self) -> dict[str, float]:
         """All metrics as floats (synced across processes). Call once per epoch."""
@@ -158,13 +177,20 @@ class ImageScorer(nn.Module):
             mean, std = self.inception_score.compute()
             name = self.extractor.metric_name("is")
             results[name], results[f"{name}_std"] = float(mean), float(std)
-        if self.fid is not None and self.extractor is not None:
-            if not self.has_reference and int(self.fid.real_n) == 0:
-                raise InversionError(
-                    "FID needs reference images: give a reference (digits:test or an image "
-                    "folder), or return 'reference' images from the module's steps."
-                )
+        if self.extractor is None or (self.fid is None and self.kid is None):
+            return results
+        if not self.has_reference and not self.reference_seen:
+            raise InversionError(
+                f"{'FID' if self.fid is not None else 'KID'} needs reference images: give a "
+                "reference (digits:test or an image folder), or return 'reference' images "
+                "from the module's steps."
+            )
+        if self.fid is not None:
             results[self.extractor.metric_name("fid")] = float(self.fid.compute())
+        if self.kid is not None:
+            mean, std = self.kid.compute()
+            name = self.extractor.metric_name("kid")
+            results[name], results[f"{name}_std"] = float(mean), float(std)
         return results
 
     def updated(self) -> bool:
@@ -174,13 +200,14 @@ class ImageScorer(nn.Module):
     def reset(self) -> None:
         """Forget the images seen so far (the reference statistics stay)."""
         self.num_updates = 0
+        self.reference_seen = False
         self.num_images.reset()
         self.num_labelled.reset()
         for collection in self.accuracy.values():
             _collection(collection).reset()
         for metric in (*self.reconstruction.values(), *self.agreement.values()):
             _metric(metric).reset()
-        for optional in (self.fid, self.inception_score):
+        for optional in (self.fid, self.inception_score, self.kid):
             if optional is not None:
                 optional.reset()
 
