@@ -9,9 +9,12 @@ cosine over same-class pairs, Adam):
 - module: ``ConditionedGeneratorInversion`` under a Lightning Trainer with
   ``LatentsDataModule`` (seeded draws on the CPU, moved to the device; steps timed
   between consecutive ``on_train_batch_end`` calls, so data loading, logging and every
-  hook are included).
+  hook are included), once per ``--steps-per-training-step`` K.
+
+Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
 
     python -m benchmarks.conditioned_generator_speed --target digits:cnn --batch 64
+    python -m benchmarks.conditioned_generator_speed --steps-per-training-step 1 4 16
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import (
+    Loop,
+    StepTimer,
+    Timings,
+    add_timing_args,
+    fit_seconds_per_step,
+    header,
+    interleave,
+    pin_threads,
+    step_loop,
+)
 from datamodules import LatentsDataModule
 from inversion import build_classifier
 from inversion.conditioned_generator import ConditionedGenerator
@@ -38,8 +51,8 @@ OPTIONS: dict[str, Any] = {  # init args of the generator and of the module
 }
 
 
-def bare_loop(target: str, batch: int, steps: int, device: str, precision: str) -> float:
-    """Seconds per step of the same maths written directly in torch."""
+def bare_loop(target: str, batch: int, device: str, precision: str) -> Loop:
+    """The same maths written directly in torch."""
     classifier = build_classifier(target).freeze().to(device)
     k = classifier.num_classes
     generator = ConditionedGenerator(k, 32, 1, **OPTIONS).to(device)
@@ -76,37 +89,66 @@ def bare_loop(target: str, batch: int, steps: int, device: str, precision: str) 
         loss.backward()
         optimizer.step()
 
-    return time_steps(step, steps, device)
+    return step_loop(step, device)
 
 
-def module_loop(target: str, batch: int, steps: int, device: str, precision: str) -> float:
-    """Seconds per training step of the LightningModule."""
-    timer = StepTimer()
-    module = ConditionedGeneratorInversion(classifier=target, lr=5e-3, **OPTIONS)
-    data = LatentsDataModule(batch_size=batch, batches_per_epoch=steps + timer.warmup + 2)
-    return fit_seconds_per_step(
-        module, device, timer, datamodule=data, max_epochs=1, precision=precision
-    )
+def module_loop(target: str, batch: int, device: str, precision: str, k: int) -> Loop:
+    """The LightningModule, a fresh fit per round."""
+
+    def run(steps: int) -> float:
+        timer = StepTimer()
+        module = ConditionedGeneratorInversion(
+            classifier=target, lr=5e-3, steps_per_training_step=k, **OPTIONS
+        )
+        batches = steps + (timer.warmup + 2) * k
+        data = LatentsDataModule(batch_size=batch, batches_per_epoch=batches)
+        return fit_seconds_per_step(
+            module, device, timer, datamodule=data, max_epochs=1, precision=precision
+        )
+
+    return run
+
+
+def measure(
+    target: str = "digits:cnn",
+    batch: int = 64,
+    steps: int = 30,
+    repeats: int = 5,
+    device: str = "cpu",
+    precision: str = "32-true",
+    ks: tuple[int, ...] = (1,),
+) -> Timings:
+    """Interleaved timings of the bare loop and the module (one row per K)."""
+    torch.manual_seed(0)
+    loops = {"bare PyTorch": bare_loop(target, batch, device, precision)}
+    for k in ks:
+        name = f"module (ConditionedGeneratorInversion + Trainer), K={k}"
+        loops[name] = module_loop(target, batch, device, precision, k)
+    return interleave(loops, steps, repeats)
 
 
 def main() -> None:
-    """Time both loops and print the ratio."""
+    """Time the loops and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="digits:cnn")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
+    add_timing_args(parser, steps=30)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    bare = bare_loop(args.target, args.batch, args.steps, args.device, args.precision)
-    module = module_loop(args.target, args.batch, args.steps, args.device, args.precision)
-    print(
-        f"{args.target}, batch {args.batch}, {args.steps} steps, {args.precision}, "
-        f"device {args.device}, torch {torch.__version__}"
+    threads = pin_threads(args.threads)
+    timings = measure(
+        args.target,
+        args.batch,
+        args.steps,
+        args.repeats,
+        args.device,
+        args.precision,
+        tuple(args.steps_per_training_step),
     )
-    rows = [("bare PyTorch", bare), ("module (ConditionedGeneratorInversion + Trainer)", module)]
-    print(ratio_table(rows))
+    what = f"{args.target}, batch {args.batch}, {args.precision}"
+    print(header(what, args.device, threads, args.steps, args.repeats))
+    print(timings.table())
 
 
 if __name__ == "__main__":

@@ -11,18 +11,33 @@ layer, with a batch of smooth noise (fixed, so data loading is not timed):
 Loops: bare (hand-written torch calls on the classifier's own modules), engine
 (``inversion.layerwise.phase_loss`` + Adam, as ``train_stack`` runs it), module
 (``LayerwiseInversion`` under a Lightning Trainer, timed between consecutive
-``on_train_batch_end`` calls, so data loading, logging and hooks are included).
+``on_train_batch_end`` calls, so data loading, logging and hooks are included), once
+per ``--steps-per-training-step`` K.
 
-    python -m benchmarks.layerwise_speed --steps 20 --batch 32
+Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+
+    python -m benchmarks.layerwise_speed --steps-per-block 4 --batch 32
+    python -m benchmarks.layerwise_speed --steps-per-training-step 1 4 16
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 
-from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import (
+    Loop,
+    StepTimer,
+    Timings,
+    add_timing_args,
+    fit_seconds_per_step,
+    header,
+    interleave,
+    pin_threads,
+    step_loop,
+)
 from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier
 from inversion.data.noise import noise_images
@@ -59,8 +74,8 @@ def rel_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction - target).pow(2).mean() / target.var().clamp_min(1e-8)
 
 
-def bare_loop(model, stack, images, phase: str, steps: int, device: str) -> float:
-    """Seconds per step of the same maths in hand-written torch."""
+def bare_loop(model, stack, images, phase: str, steps: int, device: str) -> Loop:
+    """The same maths in hand-written torch (``steps`` per block)."""
     per_block = [torch.optim.Adam(block.parameters(), lr=1e-3) for block in stack.blocks]
     whole = torch.optim.Adam(stack.parameters(), lr=3e-4)
     state = {"step": 0}
@@ -91,11 +106,11 @@ def bare_loop(model, stack, images, phase: str, steps: int, device: str) -> floa
         loss.backward()
         whole.step()
 
-    return time_steps(blockwise if phase == "blockwise" else resync, steps * len(LAYERS), device)
+    return step_loop(blockwise if phase == "blockwise" else resync, device)
 
 
-def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> float:
-    """Seconds per step of ``phase_loss`` + Adam (the plain-PyTorch engine)."""
+def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> Loop:
+    """``phase_loss`` + Adam (the plain-PyTorch engine; ``steps`` per block)."""
     schedule = Schedule(len(LAYERS), blockwise_steps=steps, resync_steps=steps * len(LAYERS))
     optimizers = build_optimizers(stack, schedule)
     offset = 0 if phase == "blockwise" else len(LAYERS) * steps
@@ -111,55 +126,84 @@ def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> f
         loss.backward()
         optimizer.step()
 
-    return time_steps(step, steps * len(LAYERS), device)
+    return step_loop(step, device)
 
 
-def module_loop(phase: str, steps: int, batch: int, device: str) -> float:
-    """Seconds per training step of the LightningModule."""
-    blockwise_steps, resync_steps = (steps, 0) if phase == "blockwise" else (0, steps * len(LAYERS))
-    module = LayerwiseInversion(
-        classifier="digits:resnet",
-        layers=LAYERS,
-        export_path=None,
-        blockwise_steps=blockwise_steps,
-        resync_steps=resync_steps,
-    )
-    data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
-    return fit_seconds_per_step(module, device, StepTimer(warmup=2), datamodule=data)
+def module_loop(phase: str, batch: int, device: str, k: int) -> Loop:
+    """The LightningModule, a fresh fit per round."""
+
+    def run(steps: int) -> float:
+        timer = StepTimer()
+        total = steps + (timer.warmup + 2) * k
+        if phase == "blockwise":
+            blockwise_steps, resync_steps = math.ceil(total / len(LAYERS)), 0
+        else:
+            blockwise_steps, resync_steps = 0, total
+        module = LayerwiseInversion(
+            classifier="digits:resnet",
+            layers=LAYERS,
+            export_path=None,
+            blockwise_steps=blockwise_steps,
+            resync_steps=resync_steps,
+            steps_per_training_step=k,
+        )
+        data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
+        return fit_seconds_per_step(module, device, timer, datamodule=data)
+
+    return run
+
+
+def measure(
+    phase: str = "blockwise",
+    steps_per_block: int = 4,
+    batch: int = 32,
+    repeats: int = 5,
+    device: str = "cpu",
+    ks: tuple[int, ...] = (1,),
+) -> Timings:
+    """Interleaved timings of the bare loop, the engine and the module for one phase."""
+    torch.manual_seed(0)
+    model = build_classifier("digits:resnet").freeze().to(device)
+    blocks = split_classifier(model, LAYERS, (1, 32, 32)).to(device)
+    generator = torch.Generator().manual_seed(0)
+    images = noise_images("smooth", batch, 1, 32, generator).to(device)
+    stack = InverterStack(blocks.shapes).to(device).train()
+    loops = {
+        "bare PyTorch": bare_loop(model, stack, images, phase, steps_per_block, device),
+        "engine (phase_loss + Adam)": engine_loop(
+            blocks, stack, images, phase, steps_per_block, device
+        ),
+    }
+    for k in ks:
+        loops[f"module (LayerwiseInversion + Trainer), K={k}"] = module_loop(
+            phase, batch, device, k
+        )
+    return interleave(loops, steps_per_block * len(LAYERS), repeats)
 
 
 def main() -> None:
-    """Time the loops for both phases and print the ratios."""
+    """Time the loops for both phases and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per block")
+    parser.add_argument("--steps-per-block", type=int, default=4, help="timed steps per block")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
+    add_timing_args(parser, steps=None)  # steps per round: steps per block x blocks
     args = parser.parse_args()
-
-    torch.manual_seed(0)
-    model = build_classifier("digits:resnet").freeze().to(args.device)
-    blocks = split_classifier(model, LAYERS, (1, 32, 32)).to(args.device)
-    generator = torch.Generator().manual_seed(0)
-    images = noise_images("smooth", args.batch, 1, 32, generator).to(args.device)
-    print(
-        f"digits:resnet, {len(LAYERS)} blocks, batch {args.batch}, {args.steps} steps per "
-        f"block, device {args.device}, torch {torch.__version__}"
-    )
+    threads = pin_threads(args.threads)
+    steps = args.steps_per_block * len(LAYERS)
+    what = f"digits:resnet, {len(LAYERS)} blocks, batch {args.batch}"
+    print(header(what, args.device, threads, steps, args.repeats))
     for phase in ("blockwise", "resync"):
-        stack = InverterStack(blocks.shapes).to(args.device).train()
-        bare = bare_loop(model, stack, images, phase, args.steps, args.device)
-        engine = engine_loop(blocks, stack, images, phase, args.steps, args.device)
-        module = module_loop(phase, args.steps, args.batch, args.device)
-        print(f"\n{phase}:\n")
-        print(
-            ratio_table(
-                [
-                    ("bare PyTorch", bare),
-                    ("engine (phase_loss + Adam)", engine),
-                    ("module (LayerwiseInversion + Trainer)", module),
-                ]
-            )
+        timings = measure(
+            phase,
+            args.steps_per_block,
+            args.batch,
+            args.repeats,
+            args.device,
+            tuple(args.steps_per_training_step),
         )
+        print(f"\n{phase}:\n")
+        print(timings.table())
 
 
 if __name__ == "__main__":

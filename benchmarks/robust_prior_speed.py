@@ -5,9 +5,10 @@ attack (gradients with respect to the input) and one for the update: (k + 1) pas
 floor is a bare PyTorch loop doing exactly that; our engine (``PGD`` + the update) and the
 ``RobustClassifierModule`` under a Lightning Trainer are timed against it on the same
 model and batch. ``use_best`` (the robustness library's default, and ours) costs one more
-forward pass per step; the row without it is the like-for-like comparison.
+forward pass per step; the row without it is the like-for-like comparison. Timed by
+``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
 
-    python -m benchmarks.robust_prior_speed --model digits:cnn --batch 128 --steps 7
+    python -m benchmarks.robust_prior_speed --model digits:cnn --batch 128 --pgd-steps 7
     python -m benchmarks.robust_prior_speed --model timm:resnet50 --size 224 --batch 64 \\
         --precision bf16-mixed --channels-last          # on a GPU
 """
@@ -21,7 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.timing import StepTimer, fit_seconds_per_step, ratio_table, time_steps
+from benchmarks.timing import (
+    Loop,
+    StepTimer,
+    Timings,
+    add_timing_args,
+    fit_seconds_per_step,
+    header,
+    interleave,
+    pin_threads,
+    step_loop,
+)
 from inversion import build_classifier
 from inversion.attacks import PGD
 from inversion.robust_prior import default_step_size
@@ -77,86 +88,92 @@ def engine_step(model, optimizer, images, labels, attack, precision, device):
     return step
 
 
-def module_seconds(args, images, labels, use_best: bool) -> float:
-    """Seconds per training step of RobustClassifierModule under a Trainer."""
-    module = RobustClassifierModule(
-        classifier=args.model,
-        pretrained=False,
-        num_classes=args.classes,
-        optimizer="sgd",
-        lr=0.01,
-        eps=args.eps,
-        steps=args.steps,
-        use_best=use_best,
-        channels_last=args.channels_last,
-    )
-    repeats = (args.repeats + 7) * len(images)
-    data = TensorDataset(
-        images.cpu().repeat(repeats // len(images), 1, 1, 1),
-        labels.cpu().repeat(repeats // len(images)),
-    )
-    return fit_seconds_per_step(
-        module,
-        args.device,
-        StepTimer(warmup=5),
-        train_dataloaders=DataLoader(data, batch_size=len(images)),
-        precision=args.precision,
-        max_epochs=1,
-    )
+def module_loop(args, images, labels, use_best: bool) -> Loop:
+    """RobustClassifierModule under a Trainer, a fresh fit per round."""
+
+    def run(steps: int) -> float:
+        module = RobustClassifierModule(
+            classifier=args.model,
+            pretrained=False,
+            num_classes=args.classes,
+            optimizer="sgd",
+            lr=0.01,
+            eps=args.eps,
+            steps=args.pgd_steps,
+            use_best=use_best,
+            channels_last=args.channels_last,
+        )
+        timer = StepTimer(warmup=2)
+        repeats = steps + timer.warmup + 2
+        data = TensorDataset(images.cpu().repeat(repeats, 1, 1, 1), labels.cpu().repeat(repeats))
+        return fit_seconds_per_step(
+            module,
+            args.device,
+            timer,
+            train_dataloaders=DataLoader(data, batch_size=len(images)),
+            precision=args.precision,
+            max_epochs=1,
+        )
+
+    return run
 
 
-def main() -> None:
-    """Time the floor, the engine and the module; print the table."""
+def measure(args: argparse.Namespace) -> Timings:
+    """Interleaved timings of the floor, the engine and the module (with and without use_best)."""
+    torch.manual_seed(0)
+    device = args.device
+    images = torch.rand(args.batch, args.channels, args.size, args.size, device=device)
+    labels = torch.randint(0, args.classes, (args.batch,), device=device)
+    memory = torch.channels_last if args.channels_last else torch.contiguous_format
+    images = images.contiguous(memory_format=memory)
+
+    def fresh():
+        model = build_classifier(args.model, pretrained=False, num_classes=args.classes)
+        model = model.to(device, memory_format=memory).train()
+        return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    model, optimizer = fresh()
+    k = args.pgd_steps
+    step = bare_step(model, optimizer, images, labels, args.eps, k, args.precision, device)
+    loops = {f"bare loop: {k} + 1 passes": step_loop(step, device)}
+    for use_best in (False, True):
+        model, optimizer = fresh()
+        attack = PGD(args.eps, default_step_size(args.eps, k), k, "l2", use_best=use_best)
+        step = engine_step(model, optimizer, images, labels, attack, args.precision, device)
+        loops[f"engine: PGD + update (use_best={use_best})"] = step_loop(step, device)
+    for use_best in (False, True):
+        name = f"module: RobustClassifierModule + Trainer (use_best={use_best})"
+        loops[name] = module_loop(args, images, labels, use_best)
+    return interleave(loops, args.steps, args.repeats, warmup=2)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's options (their defaults are the README row's)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits:cnn")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=7, help="PGD steps per training step")
+    parser.add_argument("--pgd-steps", type=int, default=7, help="PGD steps per training step")
     parser.add_argument("--eps", type=float, default=1.0)
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    add_timing_args(parser, steps=6)
+    return parser
 
-    torch.manual_seed(0)
-    images = torch.rand(args.batch, args.channels, args.size, args.size, device=args.device)
-    labels = torch.randint(0, args.classes, (args.batch,), device=args.device)
-    memory = torch.channels_last if args.channels_last else torch.contiguous_format
-    images = images.contiguous(memory_format=memory)
 
-    def fresh():
-        model = build_classifier(args.model, pretrained=False, num_classes=args.classes)
-        model = model.to(args.device, memory_format=memory).train()
-        return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    rows = []
-    model, optimizer = fresh()
-    step = bare_step(
-        model, optimizer, images, labels, args.eps, args.steps, args.precision, args.device
+def main() -> None:
+    """Time the floor, the engine and the module; print the table."""
+    args = parser().parse_args()
+    threads = pin_threads(args.threads)
+    timings = measure(args)
+    what = (
+        f"{args.model}, batch {args.batch} x {args.channels} x {args.size}^2, PGD-{args.pgd_steps} "
+        f"L2, {args.precision}, channels_last={args.channels_last}"
     )
-    rows.append(
-        (f"bare loop: {args.steps} + 1 passes", time_steps(step, args.repeats, args.device))
-    )
-    for use_best in (False, True):
-        model, optimizer = fresh()
-        attack = PGD(
-            args.eps, default_step_size(args.eps, args.steps), args.steps, "l2", use_best=use_best
-        )
-        step = engine_step(model, optimizer, images, labels, attack, args.precision, args.device)
-        name = f"engine: PGD + update (use_best={use_best})"
-        rows.append((name, time_steps(step, args.repeats, args.device)))
-    for use_best in (False, True):
-        name = f"module: RobustClassifierModule + Trainer (use_best={use_best})"
-        rows.append((name, module_seconds(args, images, labels, use_best)))
-    print(
-        f"{args.model}, batch {args.batch} x {args.channels} x {args.size}^2, PGD-{args.steps} L2, "
-        f"{args.precision}, channels_last={args.channels_last}, device {args.device}, "
-        f"torch {torch.__version__}"
-    )
-    print(ratio_table(rows))
+    print(header(what, args.device, threads, args.steps, args.repeats))
+    print(timings.table())
 
 
 if __name__ == "__main__":

@@ -1,20 +1,33 @@
-"""Shared timing pieces of the speed benchmarks (each compares against a bare PyTorch loop).
+"""The one timing harness of the speed benchmarks (each compares loops against a bare one).
+
+A machine shared with other work makes one timing of each loop, one after the other,
+measure the machine as much as the loops. So every ``*_speed.py`` times its loops with
+:func:`interleave`: an untimed warm-up of each loop, then ``repeats`` rounds in which
+every loop runs once (A B C, then B C A, ...: the order rotates so no loop always
+follows the same one), and it reports, for each loop, the median over rounds of its
+time divided by the bare loop's time *in the same round*, with the spread (min-max)
+of those ratios. Threads are pinned (:func:`pin_threads`) and stated in the output.
 
 - :func:`sync` waits for asynchronous device work before a clock is read;
-- :func:`time_steps` times a step function after a warm-up (the bare loops and engines);
+- :func:`time_steps` times a step function (bare loops and engines);
 - :class:`StepTimer` times consecutive training steps of a Lightning Trainer (modules);
 - :func:`fit_seconds_per_step` fits a module under a bare Trainer with a StepTimer;
-- :func:`ratio_table` prints the Markdown table every speed benchmark reports.
+- :func:`interleave` runs the rounds; :class:`Timings` holds and formats the result.
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+
+Loop = Callable[[int], float]  # steps -> seconds per step
 
 
 def sync(device: str | torch.device) -> None:
@@ -23,7 +36,26 @@ def sync(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(step: Callable[[], object], steps: int, device: str, warmup: int = 10) -> float:
+def pin_threads(threads: int) -> int:
+    """Use ``threads`` intra-op threads (and one inter-op thread where still allowed)."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only allowed before any parallel work ran
+        pass
+    return torch.get_num_threads()
+
+
+def add_timing_args(parser: argparse.ArgumentParser, steps: int | None, repeats: int = 5) -> None:
+    """The options every speed benchmark shares: steps (unless None), repeats, threads, device."""
+    if steps is not None:
+        parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
+    parser.add_argument("--repeats", type=int, default=repeats, help="interleaved rounds")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def time_steps(step: Callable[[], object], steps: int, device: str, warmup: int = 2) -> float:
     """Seconds per call of ``step`` over ``steps`` calls, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         step()
@@ -35,31 +67,42 @@ def time_steps(step: Callable[[], object], steps: int, device: str, warmup: int 
     return (time.perf_counter() - start) / steps
 
 
+def step_loop(step: Callable[[], object], device: str) -> Loop:
+    """A :data:`Loop` timing ``step`` (state carries over between rounds)."""
+    return lambda steps: time_steps(step, steps, device)
+
+
 class StepTimer(pl.Callback):
     """Wall time between consecutive training steps, after a warm-up.
 
     Steps are timed between consecutive ``on_train_batch_end`` calls, so data loading,
-    logging and every hook of the Trainer are included.
+    logging and every hook of the Trainer are included. The time is divided by the
+    optimisation steps done in between (``trainer.global_step``), so a module running
+    several optimisation steps per training step is timed per optimisation step too.
     """
 
-    def __init__(self, warmup: int = 10) -> None:
+    def __init__(self, warmup: int = 3) -> None:
         self.warmup = warmup
-        self.times: list[float] = []
-        self.last: float | None = None
+        self.batches = 0
+        self.seconds = 0.0
+        self.steps = 0
+        self.last: tuple[float, int] | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sync(pl_module.device)
-        now = time.perf_counter()
-        if self.last is not None and batch_idx > self.warmup:
-            self.times.append(now - self.last)
-        self.last = now
+        now, step = time.perf_counter(), trainer.global_step
+        self.batches += 1
+        if self.last is not None and self.batches > self.warmup:
+            self.seconds += now - self.last[0]
+            self.steps += step - self.last[1]
+        self.last = (now, step)
 
     @property
     def seconds_per_step(self) -> float:
-        """Mean seconds per timed step."""
-        if not self.times:
+        """Seconds per timed optimisation step."""
+        if not self.steps:
             raise RuntimeError("StepTimer saw no step after its warm-up; run more steps.")
-        return sum(self.times) / len(self.times)
+        return self.seconds / self.steps
 
 
 def fit_seconds_per_step(
@@ -71,7 +114,7 @@ def fit_seconds_per_step(
     train_dataloaders: object = None,
     **trainer_options: Any,
 ) -> float:
-    """Seconds per training step of ``module`` under a Trainer that does nothing else.
+    """Seconds per optimisation step of ``module`` under a Trainer that does nothing else.
 
     No logger, checkpoints, progress bar, model summary or validation; one device (a GPU
     when ``device`` is ``cuda``). ``trainer_options`` add to these (``max_epochs``,
@@ -94,9 +137,71 @@ def fit_seconds_per_step(
     return timer.seconds_per_step
 
 
-def ratio_table(rows: list[tuple[str, float]]) -> str:
-    """A Markdown table of ms/step and the ratio to the first row (the bare loop)."""
-    bare = rows[0][1]
-    lines = ["| loop | ms / step | ratio to bare |", "|---|---:|---:|"]
-    lines += [f"| {name} | {1000 * sec:.1f} | {sec / bare:.3f} |" for name, sec in rows]
-    return "\n".join(lines)
+@dataclass
+class Timings:
+    """Seconds per step of each loop in each round; the first loop is the bare one."""
+
+    seconds: dict[str, list[float]]
+
+    @property
+    def bare(self) -> str:
+        """The name of the reference loop."""
+        return next(iter(self.seconds))
+
+    def ratios(self, name: str) -> list[float]:
+        """The loop's time over the bare loop's, round by round."""
+        return [t / b for t, b in zip(self.seconds[name], self.seconds[self.bare], strict=True)]
+
+    def ratio(self, name: str) -> tuple[float, float, float]:
+        """Median, min and max of :meth:`ratios`."""
+        values = self.ratios(name)
+        return statistics.median(values), min(values), max(values)
+
+    def cell(self, name: str) -> str:
+        """``median (min-max)`` of the ratio to the bare loop."""
+        median, low, high = self.ratio(name)
+        return f"{median:.2f} ({low:.2f}-{high:.2f})"
+
+    def bare_ms(self) -> float:
+        """Median milliseconds per step of the bare loop."""
+        return 1000 * statistics.median(self.seconds[self.bare])
+
+    def table(self) -> str:
+        """A Markdown table: median ms/step and the ratio to the bare loop (median, min-max)."""
+        lines = [
+            "| loop | ms / step (median) | ratio to bare: median (min-max) |",
+            "|---|---:|---:|",
+        ]
+        for name, values in self.seconds.items():
+            ratio = "1" if name == self.bare else self.cell(name)
+            lines.append(f"| {name} | {1000 * statistics.median(values):.1f} | {ratio} |")
+        return "\n".join(lines)
+
+
+def interleave(loops: dict[str, Loop], steps: int, repeats: int, warmup: int = 5) -> Timings:
+    """Time every loop in ``repeats`` interleaved rounds after one untimed warm-up each.
+
+    Args:
+        loops: Name -> a function that runs ``steps`` steps and returns seconds per step;
+            the first is the bare loop the others are divided by.
+        steps: Timed steps per loop and round.
+        repeats: Rounds; the order of the loops rotates from round to round.
+        warmup: Steps each loop runs once, untimed, before the first round.
+    """
+    names = list(loops)
+    for name in names:
+        loops[name](warmup)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds[name].append(loops[name](steps))
+    return Timings(seconds)
+
+
+def header(what: str, device: str, threads: int, steps: int, repeats: int) -> str:
+    """The line every benchmark prints above its table."""
+    return (
+        f"{what}; device {device}, torch {torch.__version__}, {threads} threads, "
+        f"{repeats} interleaved rounds of {steps} steps (ratio: median and min-max over rounds)"
+    )

@@ -8,6 +8,7 @@
     python -m benchmarks.update_readme conditioned_generator  # network inversion, ablation
     python -m benchmarks.update_readme layerwise     # zero-shot layer-wise inverters
     python -m benchmarks.update_readme gan_inversion # GAN inversion and repair
+    python -m benchmarks.update_readme speed         # the speed benchmarks on this machine
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -89,6 +90,12 @@ def _gan_inversion() -> str:
     return table()
 
 
+def _speed() -> str:
+    from benchmarks.speed_summary import table
+
+    return table()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "zoo": _zoo,
     "real_digits": _real_digits,
@@ -98,6 +105,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "conditioned_generator": _conditioned_generator,
     "layerwise": _layerwise,
     "gan_inversion": _gan_inversion,
+    "speed": _speed,
 }
 
 

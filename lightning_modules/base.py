@@ -7,7 +7,8 @@ the random number generators' states in checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, cast
 
 import lightning.pytorch as pl
@@ -57,6 +58,10 @@ class BaseTask(pl.LightningModule):
     A non-finite training loss stops the fit with an :class:`InversionError` that names
     the step and the likely causes (see :meth:`on_train_batch_end`). Subclasses that
     override ``on_train_batch_start``/``on_train_batch_end`` or ``log`` call ``super()``.
+
+    Step-wise modules may run several optimisation steps in one Lightning training step
+    (:meth:`group_steps`), so that the Trainer's fixed per-step cost is paid once per K
+    steps; they log only on the steps whose values reach someone (:meth:`logs_this_step`).
 
     Args:
         ignore: Init args not to save as hyperparameters.
@@ -120,6 +125,99 @@ class BaseTask(pl.LightningModule):
         if name == "loss" or (name.startswith("train/") and name.endswith("loss")):
             self._logged_losses[name] = value
         super().log(name, value, *args, **kwargs)
+
+    def logs_this_step(self) -> bool:
+        """Whether values logged in this training step are read by anyone.
+
+        Lightning hands logged values to the loggers every ``log_every_n_steps`` steps;
+        the non-finite check (:meth:`on_train_batch_end`) reads them on the first step
+        of a fit and at that cadence. On the other steps a ``self.log`` call only costs
+        time (and a progress bar shows the latest logged value), so step-wise modules
+        skip it. True outside a Trainer.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        upcoming = self._batches_checked + 1
+        if upcoming == 1 or upcoming % every == 0 or trainer.should_stop:
+            return True
+        connector = getattr(trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
+
+    def group_steps(self, steps: int, grouped_step: Callable[[Iterator[Any]], Any]) -> None:
+        """Run ``steps`` optimisation steps in each Lightning training step (1: one).
+
+        With ``steps > 1`` the module optimises manually and ``grouped_step`` (whose one
+        argument must be named ``dataloader_iter``) becomes ``training_step``: Lightning
+        then hands it the data iterator, and it takes up to ``steps`` batches with
+        :meth:`next_batches`, one per optimisation step, so the data, the schedules and
+        the random draws are those of ``steps == 1``. ``trainer.global_step`` still
+        counts optimisation steps (each ``optimizer.step()``), so ``max_steps``, the
+        schedule and resuming are unchanged; what counts training steps (``batch_idx``,
+        ``log_every_n_steps``, ``val_check_interval``, the progress bar) counts one per
+        ``steps`` optimisation steps, and a checkpoint every N steps lands where N
+        optimisation steps end a training step (N a multiple of ``steps``).
+        """
+        if steps < 1:
+            raise InversionError(f"steps_per_training_step must be at least 1; got {steps}.")
+        self._steps_per_training_step = steps
+        if steps > 1:
+            self.automatic_optimization = False
+            object.__setattr__(self, "training_step", grouped_step)
+
+    def on_train_start(self) -> None:
+        """Count an epoch in training steps of K optimisation steps (:meth:`group_steps`)."""
+        self._count_training_steps()
+
+    def on_train_epoch_start(self) -> None:
+        """As :meth:`on_train_start` (an epoch may reload its loaders)."""
+        self._count_training_steps()
+
+    def _count_training_steps(self) -> None:
+        """Make Lightning's batch count of an epoch ``ceil(batches / K)`` where K > 1.
+
+        Lightning sizes an epoch by the loader's length; a grouped step consumes K of
+        its batches, so the epoch's end (resuming from a checkpoint at an epoch's end
+        included), the progress bar and a fractional ``val_check_interval`` are counted
+        in training steps. The schedules were sized before (in optimisation steps).
+        """
+        steps = getattr(self, "_steps_per_training_step", 1)
+        trainer = self.trainer
+        loop = trainer.fit_loop
+        loader = getattr(loop, "_combined_loader", None)
+        if steps == 1 or loader is None or loader is getattr(self, "_counted_loader", None):
+            return
+        object.__setattr__(self, "_counted_loader", loader)  # not a submodule or state
+        if loop.max_batches != float("inf"):
+            loop.max_batches = math.ceil(loop.max_batches / steps)
+            interval = trainer.val_check_interval
+            if isinstance(interval, float) and trainer.val_check_batch not in (None, float("inf")):
+                trainer.val_check_batch = max(1, int(loop.max_batches * interval))
+
+    def next_batches(self, dataloader_iter: Iterator[Any]) -> list[Any]:
+        """The next batches of a grouped training step, on the device.
+
+        Fewer at the end of the data (an epoch) or where ``max_steps`` is reached.
+
+        Each goes through the conversions and hooks Lightning applies to a batch it
+        hands to ``training_step`` (precision, ``on_before_batch_transfer``, the move to
+        the device, ``on_after_batch_transfer``).
+        """
+        trainer = self.trainer
+        count = getattr(self, "_steps_per_training_step", 1)
+        if trainer.max_steps >= 0:  # stop where max_steps stops K = 1
+            count = min(count, trainer.max_steps - trainer.global_step)
+        batches = []
+        for _ in range(count):
+            try:
+                batch, _, _ = next(dataloader_iter)
+            except StopIteration:
+                break
+            batch = trainer.precision_plugin.convert_input(batch)
+            batch = self._on_before_batch_transfer(batch, dataloader_idx=0)
+            batches.append(trainer.strategy.batch_to_device(batch, dataloader_idx=0))
+        return batches
 
     def on_fit_start(self) -> None:
         """Start counting the training batches of the non-finite check."""

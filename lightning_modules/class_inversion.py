@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -36,6 +37,9 @@ class ClassInversion(TargetTask):
         seed: Seed of the initial noise and the augmentations (``derive_seed(seed, rank)``).
         student: Student classifier spec for Adaptive DeepInversion's competition term
             (``options: {competition: 0.2}``); frozen, not saved.
+        steps_per_training_step: Optimisation steps run in one Lightning training step
+            (K): the Trainer's fixed per-step cost is paid once per K steps; the images
+            are those of K = 1 (see ``BaseTask.group_steps``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -54,12 +58,14 @@ class ClassInversion(TargetTask):
         channels: int = 1,
         seed: int = 0,
         student: str | None = None,
+        steps_per_training_step: int = 1,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
         self.automatic_optimization = False
         self.inverter: ClassInverter | None = None
         self._pending_state: dict[str, Any] | None = None
+        self.group_steps(steps_per_training_step, self._training_steps)
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
@@ -117,30 +123,49 @@ class ClassInversion(TargetTask):
 
     # --- optimisation -----------------------------------------------------------------
     def on_train_start(self) -> None:  # noqa: D102
+        super().on_train_start()
         if self._pending_state is not None:
             self._inverter.load_state_dict(self._pending_state, self.device)
             self._pending_state = None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
+        self._log(self._optimise(batch))
+
+    def _training_steps(self, dataloader_iter: Iterator[Any]) -> None:
+        """K optimisation steps, one per item of the data (``steps_per_training_step``)."""
+        parts = None
+        for batch in self.next_batches(dataloader_iter):
+            parts = self._optimise(batch) or parts
+        self._log(parts)
+
+    def _optimise(self, batch: dict[str, Any]) -> dict[str, Tensor] | None:
+        """One optimisation step of the item's targets; its loss parts (None if empty)."""
         index, labels, step = batch["index"], batch["label"], batch["step"]
         # every item is one step, empty or not: global_step is the items done (resuming)
         self._count_optimizer_step()
         if len(index) == 0:  # a rank with fewer targets than batches
-            return
+            return None
         inverter = self._inverter
         if step == 0:
             inverter.start(labels)
         parts = inverter.step()
+        if inverter.finished:
+            self.produced[index] = inverter.result().to(self.produced.dtype)
+            self.times_produced[index] += 1
+        return parts
+
+    def _log(self, parts: dict[str, Tensor] | None) -> None:
+        """Log the last step's loss parts where someone reads them (``logs_this_step``)."""
+        if parts is None or not self.logs_this_step():
+            return
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
             on_step=True,
             on_epoch=False,
             prog_bar=False,
+            batch_size=1,  # per-step values (a grouped step has no batch to size)
         )
-        self.log("loss", parts["loss"], prog_bar=True, logger=False)
-        if inverter.finished:
-            self.produced[index] = inverter.result().to(self.produced.dtype)
-            self.times_produced[index] += 1
+        self.log("loss", parts["loss"], prog_bar=True, logger=False, batch_size=1)
 
     def _count_optimizer_step(self) -> None:
         """Advance ``trainer.global_step`` (max_steps, logging, checkpoint intervals).

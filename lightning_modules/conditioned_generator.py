@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
@@ -56,6 +56,11 @@ class ConditionedGeneratorInversion(TargetTask):
         channels_last: Run generator and classifier in channels-last memory format.
         seed: Seed of the generator's initialisation and of the dropout masks of
             validation/test samples.
+        steps_per_training_step: Optimisation steps run in one Lightning training step
+            (K, each on its own batch of latents; K > 1 optimises manually and steps the
+            schedule itself, so no gradient clipping or accumulation): the Trainer's
+            fixed per-step cost is paid once per K steps; the weights are those of
+            K = 1 (see ``BaseTask.group_steps``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -89,9 +94,11 @@ class ConditionedGeneratorInversion(TargetTask):
         warmup_steps: int = RECIPE.warmup_steps,
         channels_last: bool = False,
         seed: int = 0,
+        steps_per_training_step: int = 1,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
+        self.group_steps(steps_per_training_step, self._training_steps)
 
     # --- set-up -----------------------------------------------------------------------
     def configure_models(self) -> None:  # noqa: D102
@@ -156,13 +163,30 @@ class ConditionedGeneratorInversion(TargetTask):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:  # noqa: D102
         loss, parts = generator_step(self.generator, self.classifier, self.objective, batch)
-        self.log_dict(
-            {f"train/{k}": v for k, v in parts.items()},
-            on_step=True,
-            on_epoch=False,
-        )
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self._log(loss, parts)
         return loss
+
+    def _log(self, loss: Tensor | None, parts: dict[str, Tensor]) -> None:
+        if loss is None or not self.logs_this_step():
+            return
+        logs = {f"train/{k}": v for k, v in parts.items()}
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=1)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
+
+    def _training_steps(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
+        """K steps of :meth:`training_step`, the update and the schedule, one per batch."""
+        optimizer = cast(torch.optim.Optimizer, self.optimizers())
+        scheduler = cast(torch.optim.lr_scheduler.LRScheduler, self.lr_schedulers())
+        loss: Tensor | None = None
+        parts: dict[str, Tensor] = {}
+        for batch in self.next_batches(dataloader_iter):
+            optimizer.zero_grad()
+            loss, parts = generator_step(self.generator, self.classifier, self.objective, batch)
+            self.manual_backward(loss)
+            optimizer.step()
+            scheduler.step()
+        self._log(loss, parts)
+        return None if loss is None else loss.detach()
 
     # --- sampling for the callbacks -----------------------------------------------------
     @contextlib.contextmanager

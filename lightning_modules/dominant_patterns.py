@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,6 +68,10 @@ class DominantPatterns(TargetTask):
         pattern_from: Start from the pattern of another run's checkpoint, e.g. to test a
             pattern found on one model against another (``test`` with this option instead
             of ``--ckpt_path``, whose saved hyperparameters would replace the new ones).
+        steps_per_training_step: Optimisation steps run in one Lightning training step
+            (K, each on its own batch; K > 1 optimises manually, so no gradient
+            clipping or accumulation): the Trainer's fixed per-step cost is paid once
+            per K steps; the pattern is that of K = 1 (see ``BaseTask.group_steps``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -90,9 +95,11 @@ class DominantPatterns(TargetTask):
         transfer_to: list[str] | None = None,
         channels_last: bool = False,
         pattern_from: str | None = None,
+        steps_per_training_step: int = 1,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
+        self.group_steps(steps_per_training_step, self._training_steps)
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
@@ -134,18 +141,36 @@ class DominantPatterns(TargetTask):
 
     def on_train_start(self) -> None:
         """Start inside the L-inf ball (also when resuming)."""
+        super().on_train_start()
         self.pattern.project_()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """One step on proxy images; their labels are never read."""
         loss = self.objective(self.classifier, self.pattern, self._images(batch))
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self._log(loss)
         return loss
+
+    def _log(self, loss: Tensor | None) -> None:
+        if loss is not None and self.logs_this_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """Adam's step, then the projection back into the L-inf ball."""
         super().optimizer_step(*args, **kwargs)
         self.pattern.project_()
+
+    def _training_steps(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
+        """K steps of :meth:`training_step` and :meth:`optimizer_step`, one per batch."""
+        optimizer = cast(torch.optim.Optimizer, self.optimizers())
+        loss = None
+        for batch in self.next_batches(dataloader_iter):
+            optimizer.zero_grad()
+            loss = self.objective(self.classifier, self.pattern, self._images(batch))
+            self.manual_backward(loss)
+            optimizer.step()
+            self.pattern.project_()
+        self._log(loss)
+        return None if loss is None else loss.detach()
 
     # --- evaluation ---------------------------------------------------------------------
     def _evaluate(self, batch: Any, stage: str) -> dict[str, Tensor]:

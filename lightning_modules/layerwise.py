@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -86,10 +87,12 @@ class LayerwiseInversion(TargetTask):
         loss_weights: dict[str, float] | None = None,
         block: dict[str, Any] | None = None,
         export_path: str | None = "inverter.pt2",
+        steps_per_training_step: int = 1,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
         self.automatic_optimization = False
+        self.group_steps(steps_per_training_step, self._training_steps)
 
     def configure_models(self) -> None:  # noqa: D102
         hp = self.hparams
@@ -137,10 +140,22 @@ class LayerwiseInversion(TargetTask):
 
     def on_train_start(self) -> None:
         """Refuse real training data before the first step."""
+        super().on_train_start()
         check_synthetic_training(self.trainer.train_dataloader, type(self).__name__)
 
     # --- training ---------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:  # noqa: D102
+        return self._optimise(batch)
+
+    def _training_steps(self, dataloader_iter: Iterator[Any]) -> Tensor | None:
+        """K optimisation steps, one per batch of the data (``steps_per_training_step``)."""
+        loss = None
+        for batch in self.next_batches(dataloader_iter):
+            loss = self._optimise(batch)
+        return loss
+
+    def _optimise(self, batch: Any) -> Tensor:
+        """One optimisation step of the schedule's phase at the global step; its loss."""
         images = batch[0]
         phase = self.schedule.at(self.global_step)
         optimizers = self.optimizers()
@@ -150,12 +165,13 @@ class LayerwiseInversion(TargetTask):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()
-        prefix = f"train/{phase.name}" + (f"_{phase.block}" if phase.block else "")
-        logs = {f"{prefix}/{k}": v.detach() for k, v in parts.items()}
-        logs[f"{prefix}/loss"] = loss.detach()
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log("train/lr", phase.lr, on_step=True, on_epoch=False)
-        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        if self.logs_this_step():  # the last step of a grouped one logs last
+            prefix = f"train/{phase.name}" + (f"_{phase.block}" if phase.block else "")
+            logs = {f"{prefix}/{k}": v.detach() for k, v in parts.items()}
+            logs[f"{prefix}/loss"] = loss.detach()
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=1)
+            self.log("train/lr", phase.lr, on_step=True, on_epoch=False, batch_size=1)
+            self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=1)
         return loss.detach()
 
     # --- evaluation -------------------------------------------------------------------
