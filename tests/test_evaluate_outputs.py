@@ -98,7 +98,7 @@ def test_name_cannot_inject_table_rows(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = (tmp_path / "out" / "results.md").read_text().splitlines()
     assert len(rows) == 3 and "fake" not in rows[0] + rows[1]
-    assert rows[2].count(" | ") == 6, rows[2]  # seven cells, the name one of them
+    assert rows[2].count(" | ") == 7, rows[2]  # eight cells, the name one of them
 
 
 def test_default_names_do_not_overwrite(tmp_path):
