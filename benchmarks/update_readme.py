@@ -9,6 +9,7 @@
     python -m benchmarks.update_readme layerwise     # zero-shot layer-wise inverters
     python -m benchmarks.update_readme gan_inversion # GAN inversion and repair
     python -m benchmarks.update_readme speed         # the speed benchmarks on this machine
+    python -m benchmarks.update_readme peers         # the same work by torchattacks, Foolbox, ...
 
 Every number in a README table comes from here: the table's function computes it (the
 zoo trains on first use) and the README text between the markers is replaced.
@@ -90,6 +91,12 @@ def _gan_inversion() -> str:
     return table()
 
 
+def _peers() -> str:
+    from benchmarks.peers import table
+
+    return table()
+
+
 def _speed() -> str:
     from benchmarks.speed_summary import table
 
@@ -106,6 +113,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "layerwise": _layerwise,
     "gan_inversion": _gan_inversion,
     "speed": _speed,
+    "peers": _peers,
 }
 
 
