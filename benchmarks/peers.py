@@ -556,7 +556,7 @@ def table(settings: Settings | None = None) -> str:
     inception = (
         "InceptionV3 from the given weights file"
         if settings.inception_weights
-        else "random-init InceptionV3 (agreement and times hold; values are not the papers')"
+        else "Random-init InceptionV3 (agreement and times hold; values are not the papers')"
     )
     note = (
         f"`{settings.model}`, device {device}, torch {torch.__version__}, {threads} threads. "
