@@ -69,9 +69,7 @@ def small_robust_prior(data: Config, tmp_path: Path) -> None:
     model.pop("weights", None)
     model["pretrained"] = False
     if data["model"]["class_path"] == "RobustClassifierModule":
-        # the paper's lr 0.1 is for batch 256 of real images; one step of it on 2 random
-        # images sends a random ResNet-50 to NaN (which the non-finite check then reports)
-        model.update(steps=2, eval_steps=2, lr=1e-3)
+        model.update(steps=2, eval_steps=2)
     else:
         model.update(steps=2, progress=False)
     init = data_args(data)
@@ -80,6 +78,12 @@ def small_robust_prior(data: Config, tmp_path: Path) -> None:
     else:
         init.update(root=str(write_imagenet_folder(tmp_path / "imagenet")), image_size=32)
     init.update(batch_size=2, num_workers=0)
+    if data["model"]["class_path"] == "RobustClassifierModule" and "imagenet" in str(init):
+        # a random ImageNet ResNet-50 at 32 px has 1x1 maps in its last stage: batch norm
+        # over 2 such images divides by a near-zero variance and one training step sends
+        # the weights to 1e5+ and the validation loss to NaN (the non-finite check says
+        # so); 64 px and 4 images keep the smoke test a smoke test
+        init.update(image_size=64, batch_size=4)
     without_image_metrics(data)
 
 
