@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv (about a minute)
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "configs", "inversion", "datamodules")
 SOURCES += ("lightning_modules", "callbacks", "model_inversion")

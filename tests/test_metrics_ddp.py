@@ -9,6 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from callbacks import ImageMetrics
 from inversion.data.digits import load_digits_split
 
+pytestmark = pytest.mark.slow  # two spawned processes score the same images (over a minute)
+
 
 class ClassOrderedDigits(pl.LightningModule):
     """Returns 9 test digits of each class, class by class, from its test steps."""

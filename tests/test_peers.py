@@ -15,6 +15,9 @@ from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.errors import exit_on_user_error
 
+# agreement with other tools; torch-fidelity's InceptionV3 takes minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 N = 48
 
 
