@@ -97,10 +97,7 @@ def logs_due(trainer: pl.Trainer) -> bool:
 
 def fit_loader(trainer: pl.Trainer) -> Any:
     """The training loop's current (combined) loader, or None before it is set up."""
-    lightning_attribute(trainer, "fit_loop")
-    if not hasattr(trainer.fit_loop, FIT_LOADER.rsplit(".", 1)[1]):
-        lightning_attribute(trainer, FIT_LOADER)  # fails loudly: the attribute moved
-    return getattr(trainer.fit_loop, "_combined_loader", None)
+    return lightning_attribute(trainer, FIT_LOADER)  # None until the loop sets it up
 
 
 def scale_epoch_batches(trainer: pl.Trainer, steps: int) -> None:
