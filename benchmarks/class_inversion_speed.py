@@ -33,10 +33,10 @@ from benchmarks.timing import (
     pin_threads,
     step_loop,
 )
-from datamodules import ClassTargetsDataModule
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
-from lightning_modules import ClassInversion
+from model_inversion.datamodules import ClassTargetsDataModule
+from model_inversion.lightning_modules import ClassInversion
 
 
 def bare_loop(model, labels, ensemble: int, size: int, device: str) -> Loop:

@@ -37,11 +37,11 @@ from benchmarks.timing import (
     pin_threads,
     step_loop,
 )
-from datamodules import LatentsDataModule
 from inversion import build_classifier
 from inversion.conditioned_generator import ConditionedGenerator
 from inversion.errors import InversionError
-from lightning_modules import ConditionedGeneratorInversion
+from model_inversion.datamodules import LatentsDataModule
+from model_inversion.lightning_modules import ConditionedGeneratorInversion
 
 OPTIONS: dict[str, Any] = {  # init args of the generator and of the module
     "conditioning": "matrix",

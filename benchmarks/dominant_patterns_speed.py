@@ -41,7 +41,7 @@ from inversion.dominant_patterns import (
     UniversalPattern,
     pattern_optimizer,
 )
-from lightning_modules import DominantPatterns
+from model_inversion.lightning_modules import DominantPatterns
 
 EPS = 10 / 255
 

@@ -38,7 +38,6 @@ from benchmarks.timing import (
     pin_threads,
     step_loop,
 )
-from datamodules import SyntheticImagesDataModule
 from inversion import build_classifier
 from inversion.data.noise import noise_images
 from inversion.layerwise import (
@@ -50,7 +49,8 @@ from inversion.layerwise import (
     set_lr,
 )
 from inversion.models.split import split_classifier
-from lightning_modules import LayerwiseInversion
+from model_inversion.datamodules import SyntheticImagesDataModule
+from model_inversion.lightning_modules import LayerwiseInversion
 
 LAYERS = ["stem", "stage1", "stage2", "stage3", "penultimate"]
 

@@ -29,8 +29,6 @@ from typing import Any, cast
 
 import torch
 
-from datamodules.image_folder import ImageFolderDataset
-from datamodules.layerwise import FolderBatches, NoiseBatches
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
@@ -40,6 +38,8 @@ from inversion.layerwise import BlockOptions, InverterStack, LossWeights, Schedu
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.models.split import split_classifier
 from inversion.paths import cache_dir, cached_torch_file, file_lock
+from model_inversion.datamodules.image_folder import ImageFolderDataset
+from model_inversion.datamodules.layerwise import FolderBatches, NoiseBatches
 
 TARGET = "digits:resnet"
 DEEP_TARGET = "digits:resnet-deep"  # three residual blocks per stage, cut after every block

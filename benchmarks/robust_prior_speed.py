@@ -36,7 +36,7 @@ from benchmarks.timing import (
 from inversion import build_classifier
 from inversion.attacks import PGD
 from inversion.robust_prior import default_step_size
-from lightning_modules import RobustClassifierModule
+from model_inversion.lightning_modules import RobustClassifierModule
 
 
 def autocast(device: str, precision: str):

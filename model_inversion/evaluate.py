@@ -189,8 +189,8 @@ def score_run(args: Namespace) -> dict[str, float]:
     The results are the metric callbacks' and the module's own test metrics (a dominant
     pattern's fooling rate, ...), without their ``test/`` prefix.
     """
-    from callbacks import ImageMetrics
     from model_inversion import train
+    from model_inversion.callbacks import ImageMetrics
 
     overrides = [
         "--config",

@@ -25,17 +25,17 @@ from typing import Any, NoReturn
 import lightning.pytorch as pl
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
-import callbacks  # noqa: F401  (registers the callbacks for short class names)
-import datamodules  # noqa: F401  (registers the DataModules for short class names)
-import lightning_modules  # noqa: F401  (registers the modules for short class names)
+import model_inversion.callbacks  # noqa: F401  (registers the callbacks for short class names)
+import model_inversion.datamodules  # noqa: F401  (registers the DataModules for short class names)
+import model_inversion.lightning_modules  # noqa: F401  (registers the modules for short class names)
 from inversion.errors import exit_on_user_error
 from inversion.models.weights import check_checkpoint_entries, read_run_checkpoint
-from lightning_modules.base import BaseTask
 from model_inversion.config_files import (
     first_config_stem,
     name_unnamed_loggers,
     resolve_config_args,
 )
+from model_inversion.lightning_modules.base import BaseTask
 
 DEFAULT_RUN_NAME = "default"  # when no config file is given
 

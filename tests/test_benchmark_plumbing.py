@@ -71,6 +71,19 @@ def test_a_cell_is_computed_once_and_again_when_its_code_changes(repo):
     assert len(calls) == 3
 
 
+def test_comments_and_docstrings_do_not_change_the_digest(repo):
+    code = 'def f(x):\n    """Doc."""\n    return x + 1\n'
+    (repo / "pkg" / "maths.py").write_text(code)
+    before = cells.source_digest(["pkg"])
+    (repo / "pkg" / "maths.py").write_text(
+        '"""Module doc."""\n# a comment\ndef f(x):\n'
+        '    """Other doc."""\n\n    return x + 1  # why\n'
+    )
+    assert cells.source_digest(["pkg"]) == before
+    (repo / "pkg" / "maths.py").write_text(code.replace("x + 1", "x + 2"))
+    assert cells.source_digest(["pkg"]) != before
+
+
 def test_non_finite_metrics_are_not_cached(repo):
     with pytest.raises(InversionError, match="non-finite"):
         cells.cached_cell("t", {"seed": 0}, lambda: {"fid": math.inf})

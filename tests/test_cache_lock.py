@@ -71,7 +71,7 @@ def test_bad_timeout_variable_is_a_user_error(monkeypatch):
 
 def test_no_module_imports_fcntl():
     offenders = []
-    for folder in ("inversion", "lightning_modules", "callbacks", "datamodules", "benchmarks"):
+    for folder in ("inversion", "model_inversion", "benchmarks"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = []
@@ -90,7 +90,8 @@ def test_imports_and_locks_without_fcntl(tmp_path):
 import sys, warnings
 sys.modules["fcntl"] = None  # import fcntl now raises ImportError
 warnings.simplefilter("ignore")
-import inversion, inversion.paths, lightning_modules, callbacks, datamodules
+import inversion, inversion.paths
+import model_inversion.lightning_modules, model_inversion.callbacks, model_inversion.datamodules
 from pathlib import Path
 with inversion.paths.file_lock(Path({str(tmp_path)!r}) / "x.pt", timeout=1):
     pass

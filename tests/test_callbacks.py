@@ -6,15 +6,15 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks import ImageGrid, ImageMetrics, produced_images
-from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.metrics import ClassifierFeatures, FrechetDistance
 from inversion.training import accuracy
 from inversion.visual import class_grid
-from lightning_modules import RealImages
 from model_inversion import evaluate
+from model_inversion.callbacks import ImageGrid, ImageMetrics, produced_images
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import RealImages
 
 REPO = Path(__file__).resolve().parents[1]
 VERIFIERS = ["digits:vit", "digits:mlp"]

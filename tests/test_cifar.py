@@ -6,10 +6,10 @@ import pytest
 import torch
 from fake_data import write_fake_cifar10
 
-from datamodules import Cifar10DataModule
-from datamodules.cifar import random_flip
 from inversion import InversionError
 from inversion.data.cifar import FOLDER, load_cifar10, read_cifar_batch
+from model_inversion.datamodules import Cifar10DataModule
+from model_inversion.datamodules.cifar import random_flip
 
 
 def test_reads_the_official_format(tmp_path):

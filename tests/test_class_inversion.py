@@ -6,11 +6,11 @@ import torch
 import yaml
 from trainers import quiet_trainer
 
-from datamodules import ClassTargetsDataModule
-from datamodules.class_inversion import rank_batches
 from inversion import InversionError, build_classifier
 from inversion.class_inversion import ClassInverter, build_stages, recipe_from, stage_lr
-from lightning_modules import ClassInversion
+from model_inversion.datamodules import ClassTargetsDataModule
+from model_inversion.datamodules.class_inversion import rank_batches
+from model_inversion.lightning_modules import ClassInversion
 
 TINY_PII = {"steps_per_stage": 3, "ensemble": 2}
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

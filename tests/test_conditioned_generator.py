@@ -9,8 +9,6 @@ import torch
 import torch.nn.functional as F
 from trainers import quiet_trainer
 
-from datamodules import LatentsDataModule
-from datamodules.conditioned_generator import TrainBatches
 from inversion import InversionError, build_classifier
 from inversion.conditioned_generator import (
     ClassDiversity,
@@ -33,8 +31,10 @@ from inversion.conditioned_generator.generator import (
     soft_vector,
     upsampling_plan,
 )
-from lightning_modules import ConditionedGeneratorInversion
 from model_inversion import evaluate, generate, train
+from model_inversion.datamodules import LatentsDataModule
+from model_inversion.datamodules.conditioned_generator import TrainBatches
+from model_inversion.lightning_modules import ConditionedGeneratorInversion
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"latent_dim": 8, "width": 8, "max_width": 32}
@@ -272,7 +272,7 @@ def test_bad_pairings_and_layers_are_clear_errors():
     with pytest.raises(InversionError, match="has no layer 'stage9'"):
         _module(feature_layer="stage9")
     with pytest.raises(Exception, match="needs a LatentsDataModule"):
-        from datamodules import ClassTargetsDataModule
+        from model_inversion.datamodules import ClassTargetsDataModule
 
         quiet_trainer(max_steps=1).fit(_module(), datamodule=ClassTargetsDataModule())
 

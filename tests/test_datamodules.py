@@ -1,10 +1,15 @@
 import pytest
 import torch
 
-from datamodules import ClassTargetsDataModule, DigitsDataModule, NoiseDataModule, ShardedSampler
 from inversion import InversionError
 from inversion.data.digits import load_digits_split, random_translate
 from inversion.data.noise import noise_images
+from model_inversion.datamodules import (
+    ClassTargetsDataModule,
+    DigitsDataModule,
+    NoiseDataModule,
+    ShardedSampler,
+)
 
 
 def test_digits_split_is_fixed_disjoint_and_complete():

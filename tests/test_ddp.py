@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from datamodules import ClassTargetsDataModule
 from inversion import build_classifier
 from model_inversion import train
+from model_inversion.datamodules import ClassTargetsDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from trainers import quiet_trainer
 
-from callbacks import ImageGrid, ImageMetrics
-from datamodules import ClassTargetsDataModule, DigitsDataModule, NoiseDataModule, ProxyDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.dominant_patterns import (
@@ -28,8 +26,15 @@ from inversion.dominant_patterns import (
 )
 from inversion.dominant_patterns.downstream import fit_head, relabel, replace_head, save_classifier
 from inversion.training import accuracy
-from lightning_modules import DominantPatterns
 from model_inversion import train
+from model_inversion.callbacks import ImageGrid, ImageMetrics
+from model_inversion.datamodules import (
+    ClassTargetsDataModule,
+    DigitsDataModule,
+    NoiseDataModule,
+    ProxyDataModule,
+)
+from model_inversion.lightning_modules import DominantPatterns
 
 REPO = Path(__file__).resolve().parents[1]
 EPS = 32 / 255

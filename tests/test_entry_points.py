@@ -10,15 +10,23 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-from datamodules import ClassTargetsDataModule, DigitsDataModule, SyntheticImagesDataModule
-from datamodules.layerwise import NoiseBatches
 from inversion import build_classifier, seeds
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
 from inversion.layerwise import BlockOptions, InverterStack, LossWeights, Schedule, train_stack
 from inversion.models.split import split_classifier
 from inversion.robust_prior import TOOL_DEFAULTS, apply_tool, tool_attack
-from lightning_modules import ClassInversion, LayerwiseInversion, RepresentationTools
+from model_inversion.datamodules import (
+    ClassTargetsDataModule,
+    DigitsDataModule,
+    SyntheticImagesDataModule,
+)
+from model_inversion.datamodules.layerwise import NoiseBatches
+from model_inversion.lightning_modules import (
+    ClassInversion,
+    LayerwiseInversion,
+    RepresentationTools,
+)
 
 TINY_PII = {"ensemble": 2, "steps_per_stage": 3, "zoom_stages": 2, "warmup_steps": 1}
 

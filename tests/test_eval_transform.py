@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
 from inversion import InversionError, build_classifier
 from inversion.models.specs import eval_transform_of
+from model_inversion.datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset
 
 
 def write_picture(path: Path, size: tuple[int, int] = (341, 277), seed: int = 0) -> Path:

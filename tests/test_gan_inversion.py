@@ -3,8 +3,6 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-from datamodules import DigitsDataModule, LatentCodesDataModule
-from datamodules.gan_inversion import LatentBatches
 from inversion import InversionError
 from inversion.gan_inversion import (
     ConvEncoder,
@@ -19,7 +17,9 @@ from inversion.gan_inversion import (
     train_encoder,
 )
 from inversion.seeds import derive_seed
-from lightning_modules import DCGANModule, GANInversion
+from model_inversion.datamodules import DigitsDataModule, LatentCodesDataModule
+from model_inversion.datamodules.gan_inversion import LatentBatches
+from model_inversion.lightning_modules import DCGANModule, GANInversion
 
 
 def trainer(tmp_path, **kwargs) -> pl.Trainer:

@@ -8,9 +8,9 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules import DigitsDataModule
-from lightning_modules import ClassifierModule
-from lightning_modules.base import BaseTask
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import ClassifierModule
+from model_inversion.lightning_modules.base import BaseTask
 
 
 def run_classifier(tmp_path, loggers) -> None:
@@ -69,7 +69,7 @@ def test_csv_logger_gets_them_as_plain_metrics(tmp_path):
 
 
 def test_every_module_declares_hparams_metrics():
-    import lightning_modules
+    from model_inversion import lightning_modules
 
     for name in lightning_modules.__all__:
         module = getattr(lightning_modules, name)

@@ -1,4 +1,4 @@
-"""Tests for datamodules.image_folder: folder scanning, transforms and bad input."""
+"""Tests for model_inversion.datamodules.image_folder: folder scanning, transforms and bad input."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 from fake_data import SIZES, write_class_folder, write_image, write_imagenet_folder
 from PIL import Image
 
-from datamodules.image_folder import (
+from inversion.data.image_files import class_labels, open_image, read_image_uint8
+from inversion.errors import InversionError
+from model_inversion.datamodules.image_folder import (
     ImageFolderDataModule,
     ImageFolderDataset,
     scan_image_folder,
 )
-from inversion.data.image_files import class_labels, open_image, read_image_uint8
-from inversion.errors import InversionError
 
 # --- scan_image_folder ------------------------------------------------------------------
 

@@ -20,8 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv (about a minute)
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "configs", "inversion", "datamodules")
-SOURCES += ("lightning_modules", "callbacks", "model_inversion")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "configs", "inversion", "model_inversion")
 SCRIPTS = ("inversion-train", "inversion-evaluate", "inversion-generate")
 
 
@@ -85,7 +84,8 @@ def test_installed_modules_are_the_wheel_and_evaluate_is_not_ours(venv, elsewher
     assert (Path(configs) / "digits" / "classifier.yaml").is_file()
     assert (Path(configs) / "trainer" / "gpu8_ddp_bf16.yaml").is_file()
     site = Path(package).parents[1]
-    for generic in ("train.py", "evaluate.py", "generate.py", "configs"):
+    generic_names = ("train.py", "evaluate.py", "generate.py", "configs", "callbacks")
+    for generic in (*generic_names, "datamodules", "lightning_modules"):
         assert not (site / generic).exists(), generic
 
 
@@ -101,7 +101,7 @@ def test_digits_config_named_through_the_installed_configs(venv, elsewhere):
     printed = run(
         [train, "fit", "--config", "digits/classifier.yaml", "--print_config"], cwd=elsewhere
     )
-    assert "class_path: lightning_modules.ClassifierModule" in printed.stdout
+    assert "class_path: model_inversion.lightning_modules.ClassifierModule" in printed.stdout
     assert "name: classifier" in printed.stdout  # the run is named after the config
     fast = [train, "fit", "--config", "digits/classifier.yaml", "--config", "trainer/cpu.yaml"]
     run(

@@ -9,7 +9,6 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from trainers import quiet_trainer
 
-from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError, build_classifier
 from inversion.layerwise import (
     BlockOptions,
@@ -21,7 +20,8 @@ from inversion.layerwise import (
     load_exported_inverter,
 )
 from inversion.models.split import default_layers, split_classifier
-from lightning_modules import LayerwiseInversion
+from model_inversion.datamodules import DigitsDataModule, SyntheticImagesDataModule
+from model_inversion.lightning_modules import LayerwiseInversion
 
 TINY = {"blockwise_steps": 2, "resync_steps": 2, "export_path": None}
 
@@ -166,8 +166,7 @@ ISOLATED_LOAD = textwrap.dedent(
     import importlib.abc, sys
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"inversion", "lightning_modules", "datamodules",
-                                      "callbacks", "lightning", "train"}:
+            if name.split(".")[0] in {"inversion", "model_inversion", "lightning", "train"}:
                 raise ImportError("the project must not be needed: " + name)
     sys.meta_path.insert(0, Block())
     sys.path = [p for p in sys.path if p not in ("", ".") and "wt-" not in p]

@@ -7,13 +7,13 @@ import torch
 from PIL import Image
 from trainers import quiet_trainer
 
-from callbacks import SaveImages
-from datamodules import DigitsDataModule, SyntheticImagesDataModule
 from inversion import InversionError
 from inversion.data.image_files import scan_image_folder
 from inversion.data.synthesised import MANIFEST, read_synthesised_folder, write_manifest, write_png
-from lightning_modules import RealImages
 from model_inversion import train
+from model_inversion.callbacks import SaveImages
+from model_inversion.datamodules import DigitsDataModule, SyntheticImagesDataModule
+from model_inversion.lightning_modules import RealImages
 
 REPO = Path(__file__).resolve().parents[1]
 

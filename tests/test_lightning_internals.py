@@ -14,7 +14,7 @@ import pytest
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from packaging.requirements import Requirement
 
-from lightning_modules import lightning_internals as internals
+from model_inversion.lightning_modules import lightning_internals as internals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_grouped_step_internals_exist_on_a_fitted_trainer():
     import lightning.pytorch as pl
     import torch
 
-    from lightning_modules import lightning_internals as li
+    from model_inversion.lightning_modules import lightning_internals as li
 
     seen = {}
 
@@ -111,8 +111,13 @@ def test_grouped_step_internals_exist_on_a_fitted_trainer():
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(8, 2)), 2)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(Probe(), data)
     assert isinstance(seen["logs_due"], bool) and seen["loader"] is not None
     li.restore_loader_position(trainer)  # the attribute is there and callable

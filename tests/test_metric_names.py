@@ -6,12 +6,12 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.metrics.features import ClassifierFeatures
 from inversion.metrics.names import short_name, split_named_spec, unique_names
 from inversion.metrics.scorer import ImageScorer
-from lightning_modules import ClassifierModule
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import ClassifierModule
 
 LAST = "/tmp/x/runs/version_3/checkpoints/last.ckpt"
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks import ImageMetrics
 from inversion.data.digits import load_digits_split
+from model_inversion.callbacks import ImageMetrics
 
 pytestmark = pytest.mark.slow  # two spawned processes score the same images (over a minute)
 

@@ -9,11 +9,11 @@ from test_class_inversion import TINY_PII
 from torch.utils.data import DataLoader, TensorDataset
 from trainers import quiet_trainer
 
-from datamodules import ClassTargetsDataModule, DigitsDataModule
 from inversion.errors import InversionError
-from lightning_modules import BaseTask, ClassInversion, DCGANModule
-from lightning_modules.classifier import ClassifierModule
 from model_inversion import train
+from model_inversion.datamodules import ClassTargetsDataModule, DigitsDataModule
+from model_inversion.lightning_modules import BaseTask, ClassInversion, DCGANModule
+from model_inversion.lightning_modules.classifier import ClassifierModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits" / "classifier.yaml"
 MESSAGE = r"train loss is (nan|infinite) at step \d+: the learning rate may be too high"

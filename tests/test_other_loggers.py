@@ -12,11 +12,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 from trainers import quiet_trainer
 
-from callbacks import DepthGrid, ImageGrid, ImageMetrics
-from callbacks.loggers import log_image
-from datamodules import DigitsDataModule
 from inversion.data.digits import load_digits_split
-from lightning_modules import DominantPatterns, RealImages
+from model_inversion.callbacks import DepthGrid, ImageGrid, ImageMetrics
+from model_inversion.callbacks.loggers import log_image
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import DominantPatterns, RealImages
 
 
 def _metrics() -> ImageMetrics:

@@ -361,7 +361,7 @@ def test_paper_config_with_trainer_and_logging_fragments(tmp_path, monkeypatch):
     """
     from lightning.pytorch.loggers import CSVLogger
 
-    from callbacks import ImageGrid
+    from model_inversion.callbacks import ImageGrid
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["train.py"])

@@ -8,14 +8,14 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from callbacks import ImageGrid, ImageMetrics, produced_images
-from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement, psnr, ssim
 from inversion.metrics.scorer import ImageScorer
 from inversion.visual import pair_grid
-from lightning_modules import RealImages
+from model_inversion.callbacks import ImageGrid, ImageMetrics, produced_images
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import RealImages
 
 
 def test_psnr_matches_its_definition():

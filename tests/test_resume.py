@@ -30,14 +30,14 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from trainers import quiet_trainer
 
-from datamodules import (
+from model_inversion.datamodules import (
     ClassTargetsDataModule,
     DigitsDataModule,
     LatentCodesDataModule,
     LatentsDataModule,
     SyntheticImagesDataModule,
 )
-from lightning_modules import (
+from model_inversion.lightning_modules import (
     ClassifierModule,
     ClassInversion,
     ConditionedGeneratorInversion,

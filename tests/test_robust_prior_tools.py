@@ -2,8 +2,6 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from callbacks import ImageGrid, ImageMetrics
-from datamodules import DigitsDataModule, NoiseDataModule
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.robust_prior import (
@@ -17,7 +15,9 @@ from inversion.robust_prior import (
     top_features,
     visualize_features,
 )
-from lightning_modules import RepresentationTools
+from model_inversion.callbacks import ImageGrid, ImageMetrics
+from model_inversion.datamodules import DigitsDataModule, NoiseDataModule
+from model_inversion.lightning_modules import RepresentationTools
 
 
 @pytest.fixture(scope="module")

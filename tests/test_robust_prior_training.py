@@ -5,14 +5,14 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-from datamodules import DigitsDataModule
 from inversion import InversionError, build_classifier
 from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
 from inversion.robust_prior import default_step_size
 from inversion.training import accuracy
-from lightning_modules import RobustClassifierModule
 from model_inversion import train
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import RobustClassifierModule
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from trainers import quiet_trainer
 
-from datamodules import DigitsDataModule
 from inversion.errors import InversionError
 from inversion.models import build_classifier
 from inversion.models.weights import load_checkpoint_file
-from lightning_modules import ClassifierModule, ClassInversion
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import ClassifierModule, ClassInversion
 
 
 def fit_and_save(module: ClassifierModule, path) -> ClassifierModule:

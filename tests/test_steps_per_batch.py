@@ -11,10 +11,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from trainers import quiet_trainer
 
-from datamodules import ClassTargetsDataModule, LatentsDataModule, SyntheticImagesDataModule
 from inversion import InversionError
 from inversion.data.digits import load_digits_split
-from lightning_modules import (
+from model_inversion.datamodules import (
+    ClassTargetsDataModule,
+    LatentsDataModule,
+    SyntheticImagesDataModule,
+)
+from model_inversion.lightning_modules import (
     ClassInversion,
     ConditionedGeneratorInversion,
     DominantPatterns,

@@ -8,9 +8,10 @@ batch of targets from noise to images with plain PyTorch::
     inverter = ClassInverter(model, recipe_from("pii"), image_size=32, channels=1)
     images = inverter.invert(torch.tensor([0, 1, 2]))   # N x 1 x 32 x 32 in [0, 1]
 
-Wiring: ``lightning_modules/class_inversion.py`` (``ClassInversion``, one optimisation
-step per training step) and ``datamodules/class_inversion.py`` (``ClassTargetsDataModule``);
-configs ``configs/*/class_inversion_*.yaml``; table ``benchmarks/class_inversion_table.py``.
+Wiring: ``model_inversion/lightning_modules/class_inversion.py`` (``ClassInversion``, one
+optimisation step per training step) and ``model_inversion/datamodules/class_inversion.py``
+(``ClassTargetsDataModule``); configs ``configs/*/class_inversion_*.yaml``; table
+``benchmarks/class_inversion_table.py``.
 """
 
 from inversion.class_inversion.inverter import (

@@ -7,7 +7,7 @@ runs one batch of targets (classes) from noise to images with plain PyTorch::
     inverter = ClassInverter(model, RECIPES["pii"], image_size=32, channels=1)
     images = inverter.invert(torch.tensor([0, 1, 2]))   # N x 1 x 32 x 32 in [0, 1]
 
-The Lightning module (``lightning_modules/class_inversion.py``) calls the same
+The Lightning module (``model_inversion/lightning_modules/class_inversion.py``) calls the same
 :meth:`ClassInverter.start`/:meth:`ClassInverter.step`, one training step at a time, so a
 checkpoint resumes an inversion where it stopped.
 """

@@ -7,12 +7,12 @@ label / noise draws, ``recipe.py`` the options and their defaults
 (:class:`GeneratorRecipe`), and ``train.py`` the plain-PyTorch loop
 :func:`train_generator` and its step :func:`generator_step`.
 
-Wiring: ``lightning_modules/conditioned_generator.py`` (``ConditionedGeneratorInversion``)
-and ``datamodules/conditioned_generator.py`` (``LatentsDataModule``); configs
+Wiring: ``model_inversion/lightning_modules/conditioned_generator.py``
+(``ConditionedGeneratorInversion``) and
+``model_inversion/datamodules/conditioned_generator.py`` (``LatentsDataModule``); configs
 ``configs/*/conditioned_generator*.yaml``; table ``benchmarks/conditioned_generator_table.py``
 (``python -m benchmarks.conditioned_generator_table``).
 """
-
 
 from inversion.conditioned_generator.diversity import (
     ClassDiversity,

@@ -1,1 +1,1 @@
-"""Torch-only data helpers (the DataModules in ``datamodules/`` wrap these)."""
+"""Torch-only data helpers (the DataModules in ``model_inversion/datamodules/`` wrap these)."""

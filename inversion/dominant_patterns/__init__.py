@@ -5,11 +5,10 @@ objectives (dominant, and the label-free UAP baselines) and the plain-PyTorch se
 :func:`find_pattern`, ``scores.py`` fooling rate, dominance and the transfer matrix, and
 ``downstream.py`` the new-head transfer tasks.
 
-Wiring: ``lightning_modules/dominant_patterns.py`` (``DominantPatterns``) and
-``datamodules/dominant_patterns.py`` (``ProxyDataModule``); configs
+Wiring: ``model_inversion/lightning_modules/dominant_patterns.py`` (``DominantPatterns``) and
+``model_inversion/datamodules/dominant_patterns.py`` (``ProxyDataModule``); configs
 ``configs/*/dominant_patterns*.yaml``; table ``benchmarks/dominant_patterns_table.py``.
 """
-
 
 from inversion.dominant_patterns.objectives import (
     LOGITS,

@@ -3,13 +3,12 @@
 ``dcgan.py`` holds the DCGAN (and the cached ``digits:dcgan``), ``encoder.py`` the
 encoder, its losses, the repair metrics and the plain-PyTorch loop :func:`train_encoder`.
 
-Wiring: ``lightning_modules/gan_inversion.py`` (``GANInversion``),
-``lightning_modules/gan_inversion_dcgan.py`` (``DCGANModule``) and
-``datamodules/gan_inversion.py`` (``LatentCodesDataModule``); configs
+Wiring: ``model_inversion/lightning_modules/gan_inversion.py`` (``GANInversion``),
+``model_inversion/lightning_modules/gan_inversion_dcgan.py`` (``DCGANModule``) and
+``model_inversion/datamodules/gan_inversion.py`` (``LatentCodesDataModule``); configs
 ``configs/digits/gan_inversion*.yaml``; table ``benchmarks/gan_inversion_table.py``
 (``python -m benchmarks.gan_inversion_table``).
 """
-
 
 from inversion.gan_inversion.dcgan import (
     DIGITS_GAN,

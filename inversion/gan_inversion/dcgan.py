@@ -1,7 +1,7 @@
 """A small DCGAN for the embedded digits: networks, losses, and the cached trained generator.
 
 ``digits:dcgan`` is trained on the digits training split by a seeded plain-PyTorch loop
-(the same losses and optimisers as ``lightning_modules/gan_inversion_dcgan.py``) on
+(the same losses and optimisers as ``model_inversion/lightning_modules/gan_inversion_dcgan.py``) on
 first use and cached like the classifier zoo (the recipe's hash is in the file name). The
 file has the format of the Lightning module's checkpoints, so :func:`build_generator`
 loads either.

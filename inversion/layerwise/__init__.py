@@ -5,11 +5,10 @@
 and the plain-PyTorch training loop :func:`train_stack`. Splitting a classifier at named
 layers is shared (``inversion/models/split.py``).
 
-Wiring: ``lightning_modules/layerwise.py`` (``LayerwiseInversion``) and
-``datamodules/layerwise.py`` (``SyntheticImagesDataModule``); configs
+Wiring: ``model_inversion/lightning_modules/layerwise.py`` (``LayerwiseInversion``) and
+``model_inversion/datamodules/layerwise.py`` (``SyntheticImagesDataModule``); configs
 ``configs/*/layerwise*.yaml``; table ``benchmarks/layerwise_table.py``.
 """
-
 
 from inversion.layerwise.inverters import (
     BlockOptions,

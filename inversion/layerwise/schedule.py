@@ -15,8 +15,8 @@ variance over the batch, so terms of different layers are comparable):
   ``cycle`` the mean over k of f_k(h^_{k-1}) vs h_k;
 - naive: ``image`` only.
 
-The Lightning module (``lightning_modules/layerwise.py``) calls the same functions once
-per training step; :func:`train_stack` is the same schedule as a plain loop.
+The Lightning module (``model_inversion/lightning_modules/layerwise.py``) calls the same
+functions once per training step; :func:`train_stack` is the same schedule as a plain loop.
 """
 
 from __future__ import annotations

@@ -170,9 +170,7 @@ def _write_statistics(
 ) -> None:
     features_path = path.with_name(f"{path.stem}-features.pt")
     if features_path.is_file():  # embedded already (for KID)
-        batches: Iterator[Tensor] = iter(
-            [load_checkpoint_file(features_path)["features"]]
-        )
+        batches: Iterator[Tensor] = iter([load_checkpoint_file(features_path)["features"]])
     else:
         batches = _embedded(extractor, source, batch_size, progress)
     fid = None

@@ -1,8 +1,8 @@
 """The embedded digits zoo: small classifiers trained on the bundled digits on first use.
 
 Each model is trained by a plain, seeded PyTorch loop (the same loss, optimiser and
-schedule as :mod:`lightning_modules.classifier`) and cached as a file in the format of
-that module's checkpoints, so a cached zoo file is itself a valid classifier spec. The
+schedule as :mod:`model_inversion.lightning_modules.classifier`) and cached as a file in
+the format of that module's checkpoints, so a cached zoo file is itself a valid classifier spec. The
 cache file name carries a hash of the recipe: changing a recipe retrains.
 """
 

@@ -5,11 +5,11 @@ interpolation (L2 PGD in input space, ``inversion/attacks.py``) and ``defaults.p
 default step sizes. Adversarial training itself is ``inversion.attacks.PGD`` inside the
 classification recipe of ``inversion/training.py``.
 
-Wiring: ``lightning_modules/robust_prior_training.py`` (``RobustClassifierModule``) and
-``lightning_modules/robust_prior_tools.py`` (``RepresentationTools``); configs
+Wiring: ``model_inversion/lightning_modules/robust_prior_training.py``
+(``RobustClassifierModule``) and ``model_inversion/lightning_modules/robust_prior_tools.py``
+(``RepresentationTools``); configs
 ``configs/*/robust_prior_*.yaml``; table ``benchmarks/robust_prior_table.py``.
 """
-
 
 from inversion.robust_prior.defaults import (
     DEFAULT_ALPHAS,

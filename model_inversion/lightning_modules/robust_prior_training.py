@@ -12,7 +12,7 @@ from inversion.errors import InversionError
 from inversion.metrics.scorer import top_k_accuracy
 from inversion.robust_prior import default_step_size, eps_name
 from inversion.training import OptimizerName, classification_loss
-from lightning_modules.classifier import ClassifierModule
+from model_inversion.lightning_modules.classifier import ClassifierModule
 
 
 class RobustClassifierModule(ClassifierModule):

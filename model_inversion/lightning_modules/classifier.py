@@ -14,7 +14,7 @@ from inversion.models import build_classifier
 from inversion.models.specs import self_contained_hparams
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.training import OptimizerName, build_optimizer, classification_loss
-from lightning_modules.base import BaseTask
+from model_inversion.lightning_modules.base import BaseTask
 
 
 class ClassifierModule(BaseTask):

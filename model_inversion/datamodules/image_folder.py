@@ -32,10 +32,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from datamodules.base import BaseDataModule
 from inversion.data.image_files import open_image, scan_image_folder
 from inversion.errors import InversionError
 from inversion.models.classifier import EvalTransform
+from model_inversion.datamodules.base import BaseDataModule
 
 TRAIN_SCALE = (0.35, 1.0)
 MIN_IMAGE_SIZE = 8

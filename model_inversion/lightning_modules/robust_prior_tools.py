@@ -22,7 +22,7 @@ from inversion.robust_prior import (
     representation,
     tool_attack,
 )
-from lightning_modules.base import TargetTask
+from model_inversion.lightning_modules.base import TargetTask
 
 
 class RepresentationTools(TargetTask):

@@ -9,9 +9,9 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from callbacks.loggers import log_image, log_text
-from callbacks.outputs import produced_images
 from inversion.visual import depth_grid
+from model_inversion.callbacks.loggers import log_image, log_text
+from model_inversion.callbacks.outputs import produced_images
 
 
 class DepthGrid(pl.Callback):

@@ -25,16 +25,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
-from datamodules.base import BaseDataModule
-from datamodules.image_folder import ImageFolderDataset
-from datamodules.noise import NoiseDataset
-from datamodules.sampling import world_and_rank
 from inversion.data.digits import SPLITS, load_digits_split
 from inversion.data.image_files import scan_image_folder
 from inversion.data.noise import NOISE_KINDS, NoiseKind, noise_images
 from inversion.data.synthesised import read_synthesised_folder
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
+from model_inversion.datamodules.base import BaseDataModule
+from model_inversion.datamodules.image_folder import ImageFolderDataset
+from model_inversion.datamodules.noise import NoiseDataset
+from model_inversion.datamodules.sampling import world_and_rank
 
 NO_LABEL = -1
 GAUSSIAN_STD = 0.25  # of the gaussian kind: 0.5 + 0.25 N(0, 1), clipped to [0, 1]

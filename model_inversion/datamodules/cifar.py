@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datamodules.in_memory import InMemoryDataModule
 from inversion.data.cifar import find_cifar10, load_cifar10
 from inversion.data.digits import random_translate
+from model_inversion.datamodules.in_memory import InMemoryDataModule
 
 NUM_CLASSES = 10
 

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from callbacks.loggers import log_image
 from inversion.dominant_patterns import (
     DEFAULT_EPS,
     LOGITS,
@@ -23,7 +22,8 @@ from inversion.dominant_patterns import (
 )
 from inversion.metrics.names import unique_names
 from inversion.models import ImageClassifier, build_classifier
-from lightning_modules.base import TargetTask
+from model_inversion.callbacks.loggers import log_image
+from model_inversion.lightning_modules.base import TargetTask
 
 TARGET = "target"  # the attacked classifier among the scored ones
 PICTURE_SIDE = 128  # the pattern is shown magnified to at least this many pixels

@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import Tensor
 
-from datamodules.in_memory import InMemoryDataModule
 from inversion.data.digits import NUM_CLASSES, load_digits_split, random_translate
+from model_inversion.datamodules.in_memory import InMemoryDataModule
 
 
 class DigitsDataModule(InMemoryDataModule):

@@ -10,8 +10,8 @@ from torch import Tensor
 from inversion import seeds
 from inversion.gan_inversion import ConvEncoder
 from inversion.gan_inversion.dcgan import DCGANGenerator, gan_optimizers, gan_step
-from lightning_modules.base import BaseTask
-from lightning_modules.strategies import require_unused_parameter_search
+from model_inversion.lightning_modules.base import BaseTask
+from model_inversion.lightning_modules.strategies import require_unused_parameter_search
 
 
 class DCGANModule(BaseTask):

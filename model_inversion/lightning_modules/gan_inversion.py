@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from datamodules.gan_inversion import LatentBatches
 from inversion import seeds
 from inversion.errors import InversionError
 from inversion.gan_inversion import (
@@ -20,7 +19,8 @@ from inversion.gan_inversion import (
     inversion_metrics,
     new_encoder,
 )
-from lightning_modules.base import BaseTask
+from model_inversion.datamodules.gan_inversion import LatentBatches
+from model_inversion.lightning_modules.base import BaseTask
 
 METRICS = ("latent_mse", "latent_cosine", "psnr_corrupted", "psnr_repaired")
 

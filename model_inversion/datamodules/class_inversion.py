@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import BaseDataModule
-from datamodules.sampling import ShardedSampler, world_and_rank
 from inversion.errors import InversionError
+from model_inversion.datamodules.base import BaseDataModule
+from model_inversion.datamodules.sampling import ShardedSampler, world_and_rank
 
 
 def rank_batches(num_targets: int, batch_size: int, world: int, rank: int) -> list[list[int]]:

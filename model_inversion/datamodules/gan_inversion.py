@@ -8,11 +8,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import BaseDataModule
-from datamodules.layerwise import StepSampler
-from datamodules.sampling import world_and_rank
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
+from model_inversion.datamodules.base import BaseDataModule
+from model_inversion.datamodules.layerwise import StepSampler
+from model_inversion.datamodules.sampling import world_and_rank
 
 HELD_OUT = 999_983  # seeds of the held-out codes: derive_seed(seed, HELD_OUT + split)
 

@@ -7,16 +7,23 @@ name: ``class_inversion.py`` (class targets), ``layerwise.py`` (synthetic images
 the length through ``set_schedule(steps)``.
 """
 
-from datamodules.cifar import Cifar10DataModule
-from datamodules.class_inversion import ClassTargetsDataModule
-from datamodules.conditioned_generator import LatentsDataModule
-from datamodules.digits import DigitsDataModule
-from datamodules.dominant_patterns import ProxyDataModule
-from datamodules.gan_inversion import LatentCodesDataModule
-from datamodules.image_folder import ImageFolderDataModule, ImageFolderDataset, scan_image_folder
-from datamodules.layerwise import SyntheticImagesDataModule, check_synthetic_training
-from datamodules.noise import NoiseDataModule
-from datamodules.sampling import ShardedSampler
+from model_inversion.datamodules.cifar import Cifar10DataModule
+from model_inversion.datamodules.class_inversion import ClassTargetsDataModule
+from model_inversion.datamodules.conditioned_generator import LatentsDataModule
+from model_inversion.datamodules.digits import DigitsDataModule
+from model_inversion.datamodules.dominant_patterns import ProxyDataModule
+from model_inversion.datamodules.gan_inversion import LatentCodesDataModule
+from model_inversion.datamodules.image_folder import (
+    ImageFolderDataModule,
+    ImageFolderDataset,
+    scan_image_folder,
+)
+from model_inversion.datamodules.layerwise import (
+    SyntheticImagesDataModule,
+    check_synthetic_training,
+)
+from model_inversion.datamodules.noise import NoiseDataModule
+from model_inversion.datamodules.sampling import ShardedSampler
 
 __all__ = [
     "Cifar10DataModule",

@@ -25,11 +25,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import BaseDataModule
-from datamodules.class_inversion import rank_batches
-from datamodules.sampling import EpochSampler, ResumableLoader, ShardedSampler, world_and_rank
 from inversion.conditioned_generator import fixed_draws, train_batch
 from inversion.errors import InversionError
+from model_inversion.datamodules.base import BaseDataModule
+from model_inversion.datamodules.class_inversion import rank_batches
+from model_inversion.datamodules.sampling import (
+    EpochSampler,
+    ResumableLoader,
+    ShardedSampler,
+    world_and_rank,
+)
 
 
 class TrainBatches(Dataset):

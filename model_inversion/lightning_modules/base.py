@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
-from lightning_modules.lightning_internals import (
+from model_inversion.lightning_modules.lightning_internals import (
     disable_hp_metric_placeholder,
     epoch_max_steps,
     fit_loader,

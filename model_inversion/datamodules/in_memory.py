@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules.base import BaseDataModule
-from datamodules.sampling import ResumableLoader, ResumableShuffle, world_and_rank
+from model_inversion.datamodules.base import BaseDataModule
+from model_inversion.datamodules.sampling import ResumableLoader, ResumableShuffle, world_and_rank
 
 
 class InMemoryDataModule(BaseDataModule):

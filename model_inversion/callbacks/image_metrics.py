@@ -6,9 +6,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from callbacks.outputs import produced_images
 from inversion.metrics.scorer import ImageScorer
-from lightning_modules.base import log_hparams_metrics
+from model_inversion.callbacks.outputs import produced_images
+from model_inversion.lightning_modules.base import log_hparams_metrics
 
 STAGES = {"validate": "val", "test": "test"}
 

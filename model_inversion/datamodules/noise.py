@@ -6,10 +6,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import BaseDataModule
 from inversion.data.noise import NOISE_KINDS, NoiseKind, noise_images
 from inversion.errors import InversionError
 from inversion.seeds import derive_seed
+from model_inversion.datamodules.base import BaseDataModule
 
 NO_LABEL = -1
 

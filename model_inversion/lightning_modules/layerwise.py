@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from datamodules.layerwise import check_synthetic_training
 from inversion.layerwise import (
     BlockOptions,
     InverterStack,
@@ -25,8 +24,9 @@ from inversion.layerwise import (
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models import ImageClassifier
 from inversion.models.split import ClassifierBlocks, default_layers, split_classifier
-from lightning_modules.base import TargetTask
-from lightning_modules.strategies import require_unused_parameter_search
+from model_inversion.datamodules.layerwise import check_synthetic_training
+from model_inversion.lightning_modules.base import TargetTask
+from model_inversion.lightning_modules.strategies import require_unused_parameter_search
 
 
 class LayerwiseInversion(TargetTask):

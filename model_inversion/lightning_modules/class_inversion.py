@@ -13,9 +13,9 @@ from inversion import seeds
 from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
-from lightning_modules.base import TargetTask
-from lightning_modules.lightning_internals import count_manual_optimizer_step
-from lightning_modules.strategies import refuse_wrapping_ddp
+from model_inversion.lightning_modules.base import TargetTask
+from model_inversion.lightning_modules.lightning_internals import count_manual_optimizer_step
+from model_inversion.lightning_modules.strategies import refuse_wrapping_ddp
 
 
 class ClassInversion(TargetTask):

@@ -9,9 +9,9 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from callbacks.loggers import log_image
-from callbacks.outputs import produced_images
 from inversion.visual import class_grid, pair_grid
+from model_inversion.callbacks.loggers import log_image
+from model_inversion.callbacks.outputs import produced_images
 
 
 class ImageGrid(pl.Callback):
@@ -19,8 +19,9 @@ class ImageGrid(pl.Callback):
 
     Images are collected on the global-zero process (up to ``per_class`` for each of up
     to ``max_classes`` classes); the grid goes to every logger as ``val/images`` or
-    ``test/images`` (``callbacks.loggers.log_image``: TensorBoard, W&B, MLflow, a PNG
-    for the others) and to ``<log_dir>/images/<stage>-epoch<E>-step<N>.png``. Reconstructions
+    ``test/images`` (``model_inversion.callbacks.loggers.log_image``: TensorBoard, W&B,
+    MLflow, a PNG for the others) and to ``<log_dir>/images/<stage>-epoch<E>-step<N>.png``.
+    Reconstructions
     (steps that return ``originals``) are shown as rows of originals above rows of their
     reconstructions, ``per_class`` pairs a row, up to ``max_classes`` row pairs.
 

@@ -6,7 +6,7 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
 
 from inversion.errors import InversionError
-from lightning_modules.lightning_internals import ddp_kwargs
+from model_inversion.lightning_modules.lightning_internals import ddp_kwargs
 
 
 class IndependentDDPStrategy(DDPStrategy):

@@ -23,7 +23,7 @@ from inversion.errors import InversionError
 from inversion.models import ImageClassifier
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.seeds import derive_seed
-from lightning_modules.base import TargetTask
+from model_inversion.lightning_modules.base import TargetTask
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
 RECIPE = GeneratorRecipe()  # the defaults of the recipe's init args

@@ -8,9 +8,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch.distributed as dist
 
-from callbacks.outputs import produced_images
 from inversion.data.synthesised import MANIFEST, read_manifest, write_manifest, write_png
 from inversion.errors import InversionError
+from model_inversion.callbacks.outputs import produced_images
 
 STAGES = ("validate", "test")
 

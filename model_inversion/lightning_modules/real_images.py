@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_modules.base import BaseTask
+from model_inversion.lightning_modules.base import BaseTask
 
 
 class RealImages(BaseTask):
