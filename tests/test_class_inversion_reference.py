@@ -1,7 +1,8 @@
 """Class inversion does what the authors' code does by default; each departure is an option.
 
 References: NVlabs/DeepInversion (``deepinversion.py``) and the PII authors' repository
-(``experiment/iteration20/pii.py``, ``model/``); the options are listed in the README.
+(``experiment/iteration20/pii.py``, ``model/``); the options are listed in
+docs/class_inversion.md.
 """
 
 from pathlib import Path

@@ -1,8 +1,8 @@
 """Slow quality checks of the conditioned generator on digits (python -m pytest -m slow).
 
-They compute what the README's conditioned-generator table reports, with the same run
-function and budget (one seed: no claim ranks the ingredients, see the README); the
-trained generators are cached and shared with the table command
+They compute what the conditioned-generator table of docs/conditioned_generator.md
+reports, with the same run function and budget (one seed: no claim ranks the ingredients,
+see the page); the trained generators are cached and shared with the table command
 (``python -m benchmarks.update_readme conditioned_generator``), so after it (or a first
 slow run) only the scoring runs.
 """

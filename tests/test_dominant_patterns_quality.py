@@ -1,7 +1,7 @@
 """Slow quality checks of dominant patterns on the digits benchmark (python -m pytest -m slow).
 
-They compute what the README's dominant-patterns table reports, at the same settings and
-from the same cached patterns (eps 16/255, digits:cnn, 5 epochs of 40 batches).
+They compute what the dominant-patterns tables of docs/dominant_patterns.md report, at the
+same settings and from the same cached patterns (eps 16/255, digits:cnn, 5 epochs of 40 batches).
 """
 
 import pytest

@@ -1,6 +1,6 @@
 """Each LightningModule is a thin shell: it computes what its plain-PyTorch entry point does.
 
-The README's numbers come from the entry points in ``inversion/<family>/`` (the tables call
+The docs' numbers come from the entry points in ``inversion/<family>/`` (the tables call
 them); these tests pin the modules to them, so the numbers describe the modules too.
 (Dominant patterns, GAN inversion and the conditioned generator are pinned in their own
 test files.)

@@ -1,8 +1,8 @@
 """Slow quality checks of layer-wise and GAN inversion (python -m pytest -m slow).
 
-They compute what the README's layerwise and gan_inversion tables report, with the same
-functions and settings (trained stacks and encoders are cached by recipe hash, so after
-the table command they are only evaluated).
+They compute what the layerwise and gan_inversion tables of docs/layerwise.md report, with
+the same functions and settings (trained stacks and encoders are cached by recipe hash, so
+after the table command they are only evaluated).
 """
 
 import pytest
@@ -32,7 +32,7 @@ def test_the_resync_phase_improves_the_stack(smooth):
 
 def test_layerwise_comes_close_to_the_naive_decoder_on_the_shallow_target(smooth):
     # on the shallow digits:resnet the naive decoder is about 2 dB better at stage2
-    # (README); what holds is that the layer-wise stack recognisably inverts as often
+    # (docs/layerwise.md); what holds is that the layer-wise stack recognisably inverts as often
     assert smooth["layerwise"]["psnr"] > smooth["naive"]["psnr"] - 3.0
     assert smooth["layerwise"]["agree"] > smooth["naive"]["agree"] - 0.05
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks import peers
-from benchmarks.update_readme import README, TABLES
+from benchmarks.update_readme import TABLES, page_with_marker
 from inversion import InversionError, build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.errors import exit_on_user_error
@@ -110,9 +110,9 @@ def test_bad_settings_are_one_clear_error(capsys):
     assert capsys.readouterr().err.startswith("error: Unknown ART attacker")
 
 
-def test_the_readme_has_the_peers_block():
+def test_the_docs_have_the_peers_block():
     assert "peers" in TABLES
-    text = README.read_text()
+    text = page_with_marker("peers").read_text()
     assert "<!-- table:peers -->" in text and "<!-- /table:peers -->" in text
 
 

@@ -1,6 +1,6 @@
 """Slow quality checks of the robust prior on the digits benchmark (python -m pytest -m slow).
 
-They compute what the README's robust-prior tables report, at the same settings.
+They compute what the robust-prior tables of docs/robust_prior.md report, at the same settings.
 """
 
 import pytest
