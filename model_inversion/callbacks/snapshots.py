@@ -99,10 +99,16 @@ class Snapshots(pl.Callback):
         self._run_done = 0  # steps of that run seen
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Build the verifiers named here (bad specs fail before any work)."""
+        """Build the verifiers named here (bad specs fail before any work).
+
+        The global random state is left as it was, so training draws what it would without.
+        """
         if self.verifier_specs and self.verifiers is None and trainer.is_global_zero:
             named = unique_names(self.verifier_specs, reserved=[MEAN])
-            self.verifiers = {name: build_classifier(spec).freeze() for name, spec in named.items()}
+            with torch.random.fork_rng(devices=[]):  # building draws random weights first
+                self.verifiers = {
+                    name: build_classifier(spec).freeze() for name, spec in named.items()
+                }
 
     def _verifiers(self, trainer: pl.Trainer, device: torch.device) -> dict[str, nn.Module]:
         """The verifiers to measure with, on ``device`` (those of ``ImageMetrics`` if None)."""
