@@ -85,6 +85,14 @@ def test_a_class_keeps_its_images_together_on_one_line():
             assert torch.allclose(cell, torch.full_like(cell, SHADES[k])), (k, i)
 
 
+def test_unlabelled_runs_of_per_class_images_stay_together():
+    """E.g. the robust prior's interpolation rows ``[x1, mixtures..., x2]``, unlabelled."""
+    rows = torch.arange(10).repeat_interleave(4)
+    grid = class_sheet(cells(shaded(rows)), None, 4)
+    labelled = class_sheet(cells(shaded(rows)), rows, 4)
+    torch.testing.assert_close(grid, labelled)  # each run of four is one block, in order
+
+
 def test_pairs_keep_originals_above_their_reconstructions():
     originals, images = torch.zeros(12, 1, 8, 8), torch.ones(12, 1, 8, 8)
     labels = torch.arange(3).repeat_interleave(4)
@@ -266,7 +274,7 @@ def test_generator_snapshots_every_n_steps_leave_training_unchanged(tmp_path):
 
 # --- the ImageNet PII config --------------------------------------------------------------------
 def test_imagenet_pii_config_grids_are_near_square(tmp_path, monkeypatch):
-    """The ViT/ImageNet PII config at 32 px with a tiny ViT and 64 classes: its TensorBoard grids."""
+    """The ViT/ImageNet PII config, 32 px, a tiny ViT, 64 classes: its TensorBoard grids."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["train.py"])
     config = REPO / "configs/paper/class_inversion_pii_vit_base_patch16_384.yaml"

@@ -23,9 +23,10 @@ class ImageGrid(pl.Callback):
     :class:`~model_inversion.callbacks.selection.RoundRobin`); unlabelled images, the
     first ``per_class * max_classes``. The grid is near-square whatever the number of
     classes (:mod:`~model_inversion.callbacks.layout`): each class a block of
-    ``per_class`` places, classes in reading order. Reconstructions (steps that return
-    ``originals``) are shown as pairs, each original above its reconstruction, picked and
-    laid out by class the same way. The grid goes to every logger as ``val/images`` or
+    ``per_class`` places, classes in reading order; without labels, each run of
+    ``per_class`` images is a block (e.g. an interpolation's row). Reconstructions (steps
+    that return ``originals``) are shown as pairs, each original above its reconstruction,
+    picked and laid out by class the same way. The grid goes to every logger as ``val/images`` or
     ``test/images`` (``model_inversion.callbacks.loggers.log_image``: TensorBoard, W&B,
     MLflow, a PNG for the others) and to ``<log_dir>/images/<stage>-epoch<E>-step<N>.png``.
 

@@ -99,15 +99,17 @@ def class_sheet(images: Tensor, labels: Tensor | None, per_class: int) -> Tensor
     """A near-square grid of ``images`` (cells) by class, classes in reading order.
 
     With labels, each class present is one block of ``per_class`` places (its first
-    ``per_class`` images, then blanks), classes in ascending order; without, each image is
-    its own unit, in order. ``images`` are cells of any one size (see :func:`cells`, or
-    :func:`pair_cells`). Returns a 3 x H x W tensor in [0, 1].
+    ``per_class`` images, then blanks), classes in ascending order. Without labels, each
+    run of ``per_class`` consecutive images is a block, in order (images that belong
+    together, e.g. an interpolation's ``[x1, mixtures..., x2]``, stay together).
+    ``images`` are cells of any one size (see :func:`cells`, or :func:`pair_cells`).
+    Returns a 3 x H x W tensor in [0, 1].
     """
-    if labels is None or per_class <= 1:
-        if labels is not None:  # one of each class, classes ascending
-            first = {int(label): i for i, label in reversed(list(enumerate(labels.tolist())))}
-            images = images[[first[label] for label in sorted(first)]]
-        return tile(images)
+    if labels is None:
+        labels = torch.arange(len(images)) // max(per_class, 1)
+    if per_class <= 1:  # one image of each class, classes ascending
+        first = {int(label): i for i, label in reversed(list(enumerate(labels.tolist())))}
+        return tile(images[[first[label] for label in sorted(first)]])
     groups = [images[labels == label][:per_class] for label in sorted(set(labels.tolist()))]
     columns = _block_columns(len(groups), per_class, images.shape[-2], images.shape[-1])
     blocks = torch.stack([_block(group, per_class, columns) for group in groups])
