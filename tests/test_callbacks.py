@@ -71,7 +71,9 @@ def test_metrics_and_grid_reach_tensorboard_and_png(tmp_path):
     png = grid.saved[0]
     assert png.is_file() and png.parent == Path(trainer.log_dir) / "images"
     width, height = Image.open(png).size
-    assert height > width  # ten rows of classes, four columns
+    # near-square: ten classes of four 64 px images, each class a 1 x 4 block, two to a row
+    block_w, block_h = 4 * 66 + 2, 66 + 2
+    assert (width, height) == (2 + 2 * (block_w + 2), 2 + 5 * (block_h + 2))
 
 
 def test_fid_against_returned_reference_images(tmp_path):

@@ -240,4 +240,6 @@ def test_depth_grid_reaches_every_logger(tmp_path):
     assert [key for key, _, _ in wandb.images] == ["test/depths"]
     assert depth.saved == [Path(table.log_dir) / "images" / "test-depths-step0.png"]
     with Image.open(depth.saved[0]) as png:
-        assert png.size[0] == png.size[1]  # 3 rows (num_images) of original | stem | stage1
+        # 3 strips (num_images) of original | stem | stage1 (16 px), one to a row (near-square)
+        strip_w, strip_h = 3 * 18 + 2, 18 + 2
+        assert png.size == (2 + strip_w + 2, 2 + 3 * (strip_h + 2))

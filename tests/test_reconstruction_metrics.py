@@ -109,4 +109,8 @@ def test_callbacks_log_reconstruction_metrics_and_pair_grid(tmp_path):
     events.Reload()
     assert {"test/psnr", "test/ssim", "test/agree_digits-mlp"} <= set(events.Tags()["scalars"])
     width, height = Image.open(Path(grid.saved[0])).size
-    assert (width, height) == (2 + 6 * (64 + 2), 2 + 4 * (64 + 2))  # 2 row pairs of 6, x2
+    # two classes, each a block of 6 pairs (a 64 px original above its reconstruction),
+    # one block to a row (near-square)
+    pair_w, pair_h = 64 + 4, 2 * 66 + 2
+    block_w, block_h = 6 * (pair_w + 2) + 2, pair_h + 4
+    assert (width, height) == (2 + block_w + 2, 2 + 2 * (block_h + 2))

@@ -5,6 +5,7 @@ from model_inversion.callbacks.image_grid import ImageGrid
 from model_inversion.callbacks.image_metrics import ImageMetrics
 from model_inversion.callbacks.outputs import ProducedImages, produced_images
 from model_inversion.callbacks.save_images import SaveImages
+from model_inversion.callbacks.snapshots import Snapshots
 
 __all__ = [
     "DepthGrid",
@@ -12,5 +13,6 @@ __all__ = [
     "ImageMetrics",
     "ProducedImages",
     "SaveImages",
+    "Snapshots",
     "produced_images",
 ]

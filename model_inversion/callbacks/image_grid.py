@@ -1,4 +1,4 @@
-"""Image grids of what a module produces: one row per class, to every logger and PNG."""
+"""Image grids of what a module produces, near-square and by class, to every logger and PNG."""
 
 from __future__ import annotations
 
@@ -9,25 +9,30 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from inversion.visual import class_grid, pair_grid
+from model_inversion.callbacks.layout import cells, class_sheet, pair_cells
 from model_inversion.callbacks.loggers import log_image
 from model_inversion.callbacks.outputs import produced_images
+from model_inversion.callbacks.selection import RoundRobin
 
 
 class ImageGrid(pl.Callback):
     """Show produced images per class in every logger and write them as PNG files.
 
-    Images are collected on the global-zero process (up to ``per_class`` for each of up
-    to ``max_classes`` classes); the grid goes to every logger as ``val/images`` or
+    Images are collected on the global-zero process: up to ``per_class`` of each of the
+    ``max_classes`` lowest classes present, whatever the order of the loader (see
+    :class:`~model_inversion.callbacks.selection.RoundRobin`); unlabelled images, the
+    first ``per_class * max_classes``. The grid is near-square whatever the number of
+    classes (:mod:`~model_inversion.callbacks.layout`): each class a block of
+    ``per_class`` places, classes in reading order; without labels, each run of
+    ``per_class`` images is a block (e.g. an interpolation's row). Reconstructions (steps
+    that return ``originals``) are shown as pairs, each original above its reconstruction,
+    picked and laid out by class the same way. The grid goes to every logger as ``val/images`` or
     ``test/images`` (``model_inversion.callbacks.loggers.log_image``: TensorBoard, W&B,
     MLflow, a PNG for the others) and to ``<log_dir>/images/<stage>-epoch<E>-step<N>.png``.
-    Reconstructions
-    (steps that return ``originals``) are shown as rows of originals above rows of their
-    reconstructions, ``per_class`` pairs a row, up to ``max_classes`` row pairs.
 
     Args:
-        per_class: Images shown per class (the columns).
-        max_classes: Classes shown (the rows), lowest labels first.
+        per_class: Images (or pairs) shown per class.
+        max_classes: Classes shown, the lowest labels present.
         upscale: Nearest-neighbour magnification of small images.
         save_png: Also write PNG files into the run directory.
     """
@@ -37,9 +42,8 @@ class ImageGrid(pl.Callback):
     ) -> None:
         self.per_class, self.max_classes = per_class, max_classes
         self.upscale, self.save_png = upscale, save_png
-        self.rows: dict[int, list[Tensor]] = {}
-        self.unlabelled: list[Tensor] = []
-        self.pairs: list[tuple[Tensor, Tensor]] = []
+        total = per_class * max_classes
+        self.kept: RoundRobin[Tensor] = RoundRobin(total, per_class, max_classes)
         self.saved: list[Path] = []
 
     def _collect(self, trainer: pl.Trainer, outputs: Any) -> None:
@@ -47,19 +51,16 @@ class ImageGrid(pl.Callback):
         if produced is None or not trainer.is_global_zero or trainer.sanity_checking:
             return
         images = produced["images"].detach()
-        if "originals" in produced:
-            room = self.per_class * self.max_classes - len(self.pairs)
-            originals = produced["originals"].detach()[:room].float().cpu()
-            self.pairs += list(zip(images[:room].float().cpu(), originals, strict=True))
-            return
-        if "labels" not in produced:
-            if len(self.unlabelled) < self.per_class * self.max_classes:
-                self.unlabelled.extend(images.float().cpu())
-            return
-        for image, label in zip(images, produced["labels"].tolist(), strict=True):
-            row = self.rows.setdefault(label, [])
-            if len(row) < self.per_class:
-                row.append(image.float().cpu())
+        originals = produced.get("originals")
+        labels = produced.get("labels")
+
+        def fetch(positions: list[int]) -> list[Tensor]:
+            index = torch.tensor(positions, device=images.device)
+            if originals is None:
+                return list(cells(images[index], self.upscale))
+            return list(pair_cells(images[index], originals.detach()[index], self.upscale))
+
+        self.kept.add(None if labels is None else labels.tolist(), len(images), fetch)
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
@@ -74,22 +75,18 @@ class ImageGrid(pl.Callback):
         self._collect(trainer, outputs)
 
     def _grid(self) -> Tensor | None:
-        if self.pairs:
-            images = torch.stack([image for image, _ in self.pairs])
-            originals = torch.stack([original for _, original in self.pairs])
-            return pair_grid(images, originals, self.per_class, self.upscale)
-        if self.rows:
-            shown = sorted(self.rows)[: self.max_classes]
-            images = torch.stack([img for label in shown for img in self.rows[label]])
-            labels = torch.tensor([label for label in shown for _ in self.rows[label]])
-            return class_grid(images, labels, self.per_class, self.upscale)
-        if self.unlabelled:
-            return class_grid(torch.stack(self.unlabelled), None, self.per_class, self.upscale)
-        return None
+        picked = self.kept.pick()
+        if not picked:
+            return None
+        images = torch.stack([item for _, item in picked])
+        if any(label is None for label, _ in picked):
+            return class_sheet(images, None, self.per_class)
+        labels = torch.tensor([label for label, _ in picked])
+        return class_sheet(images, labels, self.per_class)
 
     def _write(self, trainer: pl.Trainer, prefix: str) -> None:
         grid = self._grid()
-        self.rows, self.unlabelled, self.pairs = {}, [], []
+        self.kept.clear()
         if grid is None:
             return
         name = f"{prefix}-epoch{trainer.current_epoch:03d}-step{trainer.global_step}.png"

@@ -103,3 +103,16 @@ def log_text(trainer: pl.Trainer, key: str, text: str, step: int | None = None) 
         add_text = getattr(getattr(logger, "experiment", None), "add_text", None)
         if callable(add_text):
             add_text(key, text, step)
+
+
+def log_scalars(trainer: pl.Trainer, metrics: dict[str, float], step: int | None = None) -> None:
+    """Send scalars to every logger at ``step`` (default: ``trainer.global_step``), now.
+
+    For values a callback measures outside ``LightningModule.log`` (which hands values to
+    the loggers only every ``log_every_n_steps``). Only the global-zero process logs.
+    """
+    if not trainer.is_global_zero or not metrics:
+        return
+    step = trainer.global_step if step is None else step
+    for logger in trainer.loggers:
+        logger.log_metrics(dict(metrics), step=step)
