@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -95,7 +96,7 @@ def gan_step(
     real: Tensor,
     z: Tensor,
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    backward=None,
+    backward: Callable[[Tensor], None] | None = None,
 ) -> dict[str, Tensor]:
     """One DCGAN step: the discriminator on real vs generated, then the generator.
 
