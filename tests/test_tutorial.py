@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +30,15 @@ SECTIONS = [f"{number}. " for number in range(1, 8)]
 
 
 def run_tutorial(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    # this checkout's packages first, whatever is installed; run from another folder
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, str(TUTORIAL), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path},
     )
 
 
