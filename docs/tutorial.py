@@ -12,7 +12,7 @@
 #
 # The settings are small, so that the whole tour takes under 3 minutes on 2 CPU cores
 # once the zoo is cached: the numbers show what each tool measures, not what a full
-# budget reaches (the README's tables do that). The `# %%` markers make it a notebook
+# budget reaches (the benchmark tables do that). The `# %%` markers make it a notebook
 # for editors that run cells (VS Code, PyCharm, Spyder) or for `jupytext`.
 
 # %%
