@@ -31,9 +31,12 @@ if TYPE_CHECKING:
         adversarial_samples,
         train_generator,
     )
+    from inversion.data.digits import load_digits_split
     from inversion.dominant_patterns import (
+        PatternObjective,
         UniversalPattern,
         find_pattern,
+        random_pattern,
         score_pattern,
         transfer_matrix,
     )
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from inversion.layerwise import (
         ComposedInverter,
         InverterStack,
+        LossWeights,
+        Schedule,
         export_inverter,
         load_exported_inverter,
         train_stack,
@@ -49,12 +54,16 @@ if TYPE_CHECKING:
     from inversion.metrics.reconstruction import psnr, ssim
     from inversion.metrics.scorer import ImageScorer
     from inversion.models import ImageClassifier, build_classifier, tap_features
+    from inversion.models.split import ClassifierBlocks, split_classifier
     from inversion.priors import BatchNormStatistics, total_variation_l2
     from inversion.robust_prior import (
         apply_tool,
+        gray_seeds,
         interpolate_representations,
         invert_representation,
         manipulate_features,
+        representation,
+        tool_attack,
         visualize_features,
     )
 
@@ -64,6 +73,10 @@ _LAZY: dict[str, str] = {
     "ImageClassifier": "inversion.models",
     "build_classifier": "inversion.models",
     "tap_features": "inversion.models",
+    "split_classifier": "inversion.models.split",
+    "ClassifierBlocks": "inversion.models.split",
+    # data
+    "load_digits_split": "inversion.data.digits",
     # shared components
     "PGD": "inversion.attacks",
     "pgd": "inversion.attacks",
@@ -79,12 +92,17 @@ _LAZY: dict[str, str] = {
     "visualize_features": "inversion.robust_prior",
     "manipulate_features": "inversion.robust_prior",
     "interpolate_representations": "inversion.robust_prior",
+    "representation": "inversion.robust_prior",
+    "tool_attack": "inversion.robust_prior",
+    "gray_seeds": "inversion.robust_prior",
     # layer-wise inversion
     "InverterStack": "inversion.layerwise",
     "ComposedInverter": "inversion.layerwise",
     "train_stack": "inversion.layerwise",
     "export_inverter": "inversion.layerwise",
     "load_exported_inverter": "inversion.layerwise",
+    "Schedule": "inversion.layerwise",
+    "LossWeights": "inversion.layerwise",
     # GAN inversion
     "build_generator": "inversion.gan_inversion",
     "new_encoder": "inversion.gan_inversion",
@@ -99,6 +117,8 @@ _LAZY: dict[str, str] = {
     "find_pattern": "inversion.dominant_patterns",
     "score_pattern": "inversion.dominant_patterns",
     "transfer_matrix": "inversion.dominant_patterns",
+    "PatternObjective": "inversion.dominant_patterns",
+    "random_pattern": "inversion.dominant_patterns",
     # metrics
     "ImageScorer": "inversion.metrics.scorer",
     "FrechetDistance": "inversion.metrics",
@@ -112,6 +132,9 @@ __all__ = [  # InversionError, then the names of _LAZY
     "ImageClassifier",
     "build_classifier",
     "tap_features",
+    "split_classifier",
+    "ClassifierBlocks",
+    "load_digits_split",
     "PGD",
     "pgd",
     "BatchNormStatistics",
@@ -124,11 +147,16 @@ __all__ = [  # InversionError, then the names of _LAZY
     "visualize_features",
     "manipulate_features",
     "interpolate_representations",
+    "representation",
+    "tool_attack",
+    "gray_seeds",
     "InverterStack",
     "ComposedInverter",
     "train_stack",
     "export_inverter",
     "load_exported_inverter",
+    "Schedule",
+    "LossWeights",
     "build_generator",
     "new_encoder",
     "train_encoder",
@@ -140,6 +168,8 @@ __all__ = [  # InversionError, then the names of _LAZY
     "find_pattern",
     "score_pattern",
     "transfer_matrix",
+    "PatternObjective",
+    "random_pattern",
     "ImageScorer",
     "FrechetDistance",
     "InceptionScore",
