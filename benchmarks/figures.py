@@ -33,13 +33,20 @@ PAD = 2  # white pixels between the cells of a grid
 # Rough text extents in pixels at FONT_SIZE and DPI (DejaVu Sans), to size the margins.
 CHAR_WIDTH = 6.5
 LINE_HEIGHT = 14
+TITLE_LINE_HEIGHT = 17  # a line of a title (FONT_SIZE + 1)
 MARKERS = "osD^vP*Xhp"
+LEGEND_INSIDE = 4  # curves: more series than this put the legend right of the axes
 
 
 def _text_extent(titles: Sequence[str]) -> tuple[int, int]:
     """Widest line (characters) and most lines among ``titles``."""
     lines = [str(title).split("\n") for title in titles] or [[""]]
     return max(len(line) for parts in lines for line in parts), max(len(p) for p in lines)
+
+
+def _figure(width: float, height: float, **options) -> Figure:
+    """A figure of ``width`` x ``height`` pixels (rounded: the PNG has exactly that size)."""
+    return Figure(figsize=(round(width) / DPI, round(height) / DPI), dpi=DPI, **options)
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
@@ -122,13 +129,14 @@ def labelled_grid(
     height, width = canvas.shape[1:]
     cell_h, cell_w = (height - PAD) / len(rows), (width - PAD) / len(rows[0])
     left = 16 + row_chars * CHAR_WIDTH
-    top = 12 + col_lines * LINE_HEIGHT + (LINE_HEIGHT * (1 + title.count("\n")) if title else 0)
+    title_height = 6 + TITLE_LINE_HEIGHT * (1 + title.count("\n")) if title else 0
+    top = 12 + col_lines * LINE_HEIGHT + title_height
     right = max(8.0, col_chars * CHAR_WIDTH / 2 - cell_w / 2)  # the last title's overhang
     if title:
         right = max(right, len(max(title.split("\n"), key=len)) * CHAR_WIDTH - left - width)
     bottom = 8
-    fig_w, fig_h = left + width + right, top + height + bottom
-    figure = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
+    fig_w, fig_h = round(left + width + right), round(top + height + bottom)
+    figure = _figure(fig_w, fig_h)
     axes = figure.add_axes((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
     axes.imshow(canvas.permute(1, 2, 0).numpy(), interpolation="nearest", aspect="equal")
     axes.set_yticks([PAD / 2 + cell_h * (i + 0.5) for i in range(len(rows))], list(row_titles))
@@ -165,7 +173,8 @@ def curves(
         title: A title above the axes.
 
     Returns:
-        The figure (one axes; its legend names the series).
+        The figure (one axes; its legend, or the figure's beyond :data:`LEGEND_INSIDE`
+        series, names the series).
 
     Raises:
         ValueError: A series or interval list whose length is not ``len(x)``.
@@ -176,7 +185,9 @@ def curves(
     for name, length in lengths.items():
         if length != len(x):
             raise ValueError(f"{name!r} has {length} values for {len(x)} x values")
-    figure = Figure(figsize=(6.4, 4.0), dpi=DPI, layout="constrained")
+    outside = len(series) > LEGEND_INSIDE  # a long legend would hide the lines
+    legend_width = _text_extent(list(series))[0] * CHAR_WIDTH * 0.9 + 50 if outside else 0
+    figure = _figure(640 + legend_width, 400, layout="constrained")
     axes = figure.add_subplot()
     for index, (name, values) in enumerate(series.items()):
         marker = MARKERS[index % len(MARKERS)]
@@ -186,11 +197,15 @@ def curves(
             axes.errorbar(x, values, yerr=[below, above], marker=marker, capsize=3, label=name)
         else:
             axes.plot(x, values, marker=marker, label=name)
+    axes.set_xticks(list(x))
     axes.set_xlabel(xlabel, fontsize=FONT_SIZE + 1)
     axes.set_ylabel(ylabel, fontsize=FONT_SIZE + 1)
     axes.tick_params(labelsize=FONT_SIZE)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=FONT_SIZE - 1)
+    if outside:
+        figure.legend(loc="outside right upper", fontsize=FONT_SIZE - 1)
+    else:
+        axes.legend(fontsize=FONT_SIZE - 1)
     if title:
         axes.set_title(title, fontsize=FONT_SIZE + 1)
     _save(figure, path)
@@ -234,9 +249,9 @@ def heatmap(
     rows, cols = values.shape
     row_chars, _ = _text_extent(row_titles)
     col_chars, _ = _text_extent(col_titles)
-    width = (row_chars * CHAR_WIDTH + 70 * cols + 140) / DPI
-    height = (60 * rows + col_chars * CHAR_WIDTH * 0.7 + 70) / DPI
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    width = row_chars * CHAR_WIDTH + 70 * cols + 140
+    height = 60 * rows + col_chars * CHAR_WIDTH * 0.7 + 70
+    figure = _figure(width, height, layout="constrained")
     axes = figure.add_subplot()
     low, high = limits if limits else (float(values.min()), float(values.max()))
     image = axes.imshow(values.numpy(), cmap="viridis", vmin=low, vmax=high, aspect="auto")

@@ -26,6 +26,7 @@ def run_table_command(
     parser = argparse.ArgumentParser(
         prog=f"python -m benchmarks.{name}",
         description="Print the table(s) as the README shows them, or write the figures.",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--figures",
