@@ -18,18 +18,25 @@ builds up over runs; a cold rebuild takes about 40 minutes on 2 quiet cores.
 
     python -m benchmarks.class_inversion_table            # prints the tables
     python -m benchmarks.update_readme class_inversion    # writes them into README.md
+    python -m benchmarks.class_inversion_table --figures  # write_figures(): docs/images/
+
+The figures read the same cached inversions as the tables (seed 0 of each cell): one image
+per class for each target x recipe (``class_inversion_digits.png``) and for each ensemble
+size of the ablation (``class_inversion_ensemble.png``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks.cells import cached_tensors
 from benchmarks.intervals import Estimate, estimate, paired_difference, verdict
+from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, Recipe, recipe_from
 from inversion.metrics.scorer import ImageScorer
@@ -264,5 +271,85 @@ def tables() -> str:
     )
 
 
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
+TITLES = {"pii": "PII", "deepdream": "DeepDream", "deepinversion": "DeepInversion"}
+
+
+def main_recipes() -> list[tuple[str, str, dict[str, Any]]]:
+    """The (target, recipe, options) of each cell of the main table, in its order."""
+    return [
+        (target, recipe_name, options)
+        for target in TARGETS
+        for recipe_name, options in OPTIONS.items()
+        if recipe_name != "deepinversion" or target == "digits:cnn"
+    ]
+
+
+def cell_fields(
+    target: str, recipe_name: str, options: dict[str, Any], seed: int, per_class: int
+) -> dict[str, Any]:
+    """The fields :func:`run` keys its cached inversion by."""
+    return {"target": target, "recipe": recipe_name, "options": options, "seed": seed,
+            "per_class": per_class, "budget": BUDGET}  # fmt: skip
+
+
+def cell_images(
+    target: str, recipe_name: str, options: dict[str, Any], seed: int = SEEDS[0]
+) -> torch.Tensor:
+    """One image per class (10 x C x H x W, class order) of the inversion :func:`run` caches.
+
+    ``options`` include the learning rate (as :func:`cell` passes them); the inversion is
+    read from the table's cache, and computed only where it is missing.
+    """
+    fields = cell_fields(target, recipe_name, options, seed, IMAGES_PER_CLASS)
+    made = cached_tensors(
+        "class_inversion",
+        fields,
+        lambda: invert(target, recipe_name, options, seed, IMAGES_PER_CLASS),
+        SOURCES,
+    )
+    images, labels = made["images"], made["labels"]
+    return torch.stack([images[labels == c][0] for c in range(10)])
+
+
+def write_figures(folder: Path = FIGURES) -> list[Path]:
+    """The class-inversion figures: rows are the classes 0-9, one image of seed 0 each.
+
+    ``class_inversion_digits.png``: a column per target x recipe of the main table, each at
+    its tuned learning rate; ``class_inversion_ensemble.png``: PII on digits:vit at each
+    ensemble size (equal compute, the learning rate tuned for ensemble 4, as
+    :func:`ensemble_table`).
+    """
+    from benchmarks.figures import labelled_grid
+
+    classes = [str(c) for c in range(10)]
+    columns = {}
+    for target, recipe_name, options in main_recipes():
+        lr = tuned_lr(target, recipe_name, options)
+        title = f"{target.removeprefix('digits:')}\n{TITLES[recipe_name]}"
+        columns[title] = cell_images(target, recipe_name, {**options, "lr": lr})
+    paths = [folder / "class_inversion_digits.png", folder / "class_inversion_ensemble.png"]
+    labelled_grid(
+        torch.stack(list(columns.values()), dim=1),
+        classes,
+        list(columns),
+        paths[0],
+        title=f"Class inversion of the digits models (seed 0, {BUDGET} passes per image)",
+    )
+    target, sizes = "digits:vit", (1, 2, 4, 8)
+    lr = tuned_lr(target, "pii", OPTIONS["pii"])  # the main table's PII (ensemble 4)
+    ensembles = [
+        cell_images(target, "pii", {**OPTIONS["pii"], "ensemble": size, "lr": lr}) for size in sizes
+    ]
+    labelled_grid(
+        torch.stack(ensembles, dim=1),
+        classes,
+        [f"ensemble\n{size}" for size in sizes],
+        paths[1],
+        title=f"PII on {target}, equal compute (seed 0)",
+    )
+    return paths
+
+
 if __name__ == "__main__":
-    print(tables())
+    run_table_command("class_inversion_table", tables, write_figures)

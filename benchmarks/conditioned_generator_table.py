@@ -21,6 +21,12 @@ the recipe hash in the file name), so the slow tests reuse them.
 
     python -m benchmarks.conditioned_generator_table          # prints the tables
     python -m benchmarks.update_readme conditioned_generator  # writes them into README.md
+    python -m benchmarks.conditioned_generator_table --figures  # figures(): labelled sheets
+
+``--figures`` writes (``docs/images/``) the samples the table scores, from the cached
+generators: a sheet with a row per class and a few samples of each target's default
+generator (``conditioned_generator_sheet.png``), and one sample per class of each
+ablation row (``conditioned_generator_ablation.png``).
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import dataclasses
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import torch
 
+from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.conditioned_generator import (
     ClassDiversity,
@@ -191,5 +199,50 @@ def tables() -> str:
     return main_table() + "\n\nAblation (target `digits:cnn`, same budget):\n\n" + ablation_table()
 
 
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
+SHEET_SAMPLES = 4  # per class and target on the sheet
+
+
+def table_samples(target: str, options: dict) -> torch.Tensor:
+    """The samples :func:`run` scores, by class: 10 x PER_CLASS x C x H x W."""
+    generator, _ = trained_generator(target, options)
+    images, labels = sample_classes(generator, range(10), PER_CLASS, seed=SEED + 1)
+    return torch.stack([images[labels == c] for c in range(10)])
+
+
+def figures(folder: Path = FIGURES) -> list[Path]:
+    """The sample sheet of the targets' default generators, and the ablation's samples."""
+    from benchmarks.figures import labelled_grid
+
+    classes = [str(c) for c in range(10)]
+    sheet = torch.cat(
+        [table_samples(target, DEFAULTS)[:, :SHEET_SAMPLES] for target in TARGETS], dim=1
+    )
+    columns = [
+        f"{target.removeprefix('digits:')}\n#{i + 1}"
+        for target in TARGETS
+        for i in range(SHEET_SAMPLES)
+    ]
+    paths = [folder / "conditioned_generator_sheet.png"]
+    labelled_grid(
+        sheet,
+        classes,
+        columns,
+        paths[0],
+        title=f"Default generator of each target ({STEPS} steps): the first "
+        f"{SHEET_SAMPLES} table samples of each class",
+    )
+    ablation = torch.stack([table_samples("digits:cnn", options)[:, 0] for _, options in ABLATION])
+    paths.append(folder / "conditioned_generator_ablation.png")
+    labelled_grid(
+        ablation,
+        [name for name, _ in ABLATION],
+        classes,
+        paths[1],
+        title="Ablation (target digits:cnn): the first table sample of each class",
+    )
+    return paths
+
+
 if __name__ == "__main__":
-    print(tables())
+    run_table_command("conditioned_generator_table", tables, figures)

@@ -12,6 +12,12 @@ the time column is the optimisation's wall time when it ran.
 
     python -m benchmarks.dominant_patterns_table              # prints the tables
     python -m benchmarks.update_readme dominant_patterns      # writes them into README.md
+    python -m benchmarks.dominant_patterns_table --figures    # figures(): labelled figures
+
+``--figures`` writes (``docs/images/``, from the same cached patterns and scores as the
+tables) the fooling rate of each method on the target against eps
+(``dominant_patterns_fooling_eps.png``) and the transfer of the dominant pattern between
+the digits models as a heat map (``dominant_patterns_transfer.png``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.utils import make_grid, save_image
 
+from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.data.noise import noise_images
@@ -61,6 +68,7 @@ METHODS = {  # name in the tables: (objective, proxy)
     "GD-UAP (data-free)": ("gd_uap", "none"),
 }
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "dominant_patterns_digits.png"
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,5 +275,57 @@ def tables() -> str:
     )
 
 
+def fooling_figure(folder: Path = FIGURES) -> Path:
+    """Fooling rate on the target against eps, one line per method (the main table's)."""
+    from benchmarks.figures import curves
+
+    images, labels = load_digits_split("test")
+    series = {
+        "random signs (control)": [
+            score_pattern(model(TARGET), control(eps), images, labels)["fooling_rate"]
+            for eps in EPSILONS
+        ]
+    }
+    for name, (objective, proxy) in METHODS.items():
+        series[name] = [
+            run(PatternRecipe(objective=objective, proxy=proxy, eps=eps))["fooling_rate"]
+            for eps in EPSILONS
+        ]
+    path = folder / "dominant_patterns_fooling_eps.png"
+    curves(
+        list(EPSILONS),
+        series,
+        "L-inf eps (/255)",
+        f"fooling rate on {TARGET} (digits test split)",
+        path,
+        title="Universal patterns of the digits CNN: fooling rate against eps",
+    )
+    return path
+
+
+def transfer_figure(folder: Path = FIGURES) -> Path:
+    """The dominant pattern found on each model applied to each model (the transfer table's)."""
+    from benchmarks.figures import heatmap
+
+    dominant = {spec: pattern_for(PatternRecipe(target=spec))[0] for spec in MODELS}
+    images = load_digits_split("test")[0]
+    matrix = transfer_matrix(dominant, {spec: model(spec) for spec in MODELS}, images)
+    path = folder / "dominant_patterns_transfer.png"
+    heatmap(
+        [[matrix[source][target] for target in MODELS] for source in MODELS],
+        [f"found on {spec}" for spec in MODELS],
+        [f"on {spec}" for spec in MODELS],
+        path,
+        "fooling rate",
+        title=f"Transfer of the dominant pattern (eps {MAIN_EPS}/255)",
+    )
+    return path
+
+
+def figures(folder: Path = FIGURES) -> list[Path]:
+    """The labelled figures: fooling rate against eps and the transfer heat map."""
+    return [fooling_figure(folder), transfer_figure(folder)]
+
+
 if __name__ == "__main__":
-    print(tables())
+    run_table_command("dominant_patterns_table", tables, figures)

@@ -15,6 +15,12 @@ reconstruction as they classify the original). Trained stacks are cached by reci
 
     python -m benchmarks.layerwise_table            # prints the tables, writes the grids
     python -m benchmarks.update_readme layerwise    # writes them into README.md
+    python -m benchmarks.layerwise_table --figures  # figures(): docs/images/layerwise_depths.png
+
+``--figures`` writes the depth grid with named rows (the originals, then the
+reconstructions from each layer by the layer-wise and the naive inverters trained on
+smooth noise; a column per test digit) from the cached stacks; the unlabelled strips of
+``docs/layerwise/`` stay where the README shows them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, cast
 
 import torch
 
+from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
@@ -331,17 +338,30 @@ def _grids(source: str, depths, target: str, overrides: dict[str, dict]) -> list
     """One depth grid per method (``overrides``: method -> recipe fields) of 10 test digits."""
     from inversion.visual import depth_grid
 
-    images, _ = load_digits_split("test")
-    images = images[:: len(images) // 10][:10]
-    grids = []
-    for method, fields in overrides.items():
-        by_depth = []
-        for depth in depths:
-            stack, _ = trained(Recipe(source, method, depth, **fields))
-            with torch.no_grad():
-                by_depth.append(stack(_blocks(depth, target)(images), depth).clamp(0, 1))
-        grids.append(depth_grid(images, by_depth, upscale=2))
-    return grids
+    images, _ = grid_digits()
+    return [
+        depth_grid(images, reconstructions(images, source, depths, target, method, fields), 2)
+        for method, fields in overrides.items()
+    ]
+
+
+def grid_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10 test digits of the depth grids (evenly spaced in the split) and their labels."""
+    images, labels = load_digits_split("test")
+    step = len(images) // 10
+    return images[::step][:10], labels[::step][:10]
+
+
+def reconstructions(
+    images: torch.Tensor, source: str, depths, target: str, method: str, fields: dict
+) -> list[torch.Tensor]:
+    """``images`` reconstructed from each depth by the (cached) inverters of a method."""
+    by_depth = []
+    for depth in depths:
+        stack, _ = trained(Recipe(source, method, depth, **fields))
+        with torch.no_grad():
+            by_depth.append(stack(_blocks(depth, target)(images), depth).clamp(0, 1))
+    return by_depth
 
 
 def write_deep_grid() -> Path:
@@ -390,6 +410,34 @@ def tables() -> str:
     )
 
 
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def figures(folder: Path = FIGURES, source: str = "smooth") -> list[Path]:
+    """The depth grid with named rows: originals, then each method's reconstruction by depth.
+
+    The layer-wise (re-synced) and the naive inverters of the main table, trained on
+    ``source``; one column per test digit.
+    """
+    from benchmarks.figures import labelled_grid
+
+    images, labels = grid_digits()
+    data = "DeepInversion images" if source == "synthesised" else f"{source} noise"
+    rows, titles = [images], ["original"]
+    for method, name in (("layerwise", "layer-wise"), ("naive", "naive")):
+        rows += reconstructions(images, source, DEPTHS, TARGET, method, {})
+        titles += [f"{name}, from {LAYERS[depth - 1]}" for depth in DEPTHS]
+    path = folder / "layerwise_depths.png"
+    labelled_grid(
+        torch.stack(rows),
+        titles,
+        [f"class {int(label)}" for label in labels],
+        path,
+        title=f"Inverting {TARGET} from each depth (inverters trained on {data} only)",
+    )
+    return [path]
+
+
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
-    print(tables())
+    run_table_command("layerwise_table", tables, figures)

@@ -14,6 +14,11 @@
 
     python -m benchmarks.robust_prior_table              # prints the tables, writes figures
     python -m benchmarks.update_readme robust_prior      # writes them into README.md
+    python -m benchmarks.robust_prior_table --figures    # figures(): the labelled figures
+
+``--figures`` writes, with titled rows and columns: the accuracy of both models against eps
+(``robust_accuracy_eps.png``, the robustness table's numbers), feature manipulation
+(``robust_manipulation.png``) and interpolation (``robust_interpolation.png``).
 """
 
 from __future__ import annotations
@@ -24,15 +29,19 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
+from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
 from inversion.robust_prior import (
+    DEFAULT_ALPHAS,
     TOOL_DEFAULTS,
+    apply_tool,
     default_step_size,
     gray_seeds,
+    interpolate_representations,
     invert_representation,
     representation,
     representation_distance,
@@ -172,5 +181,101 @@ def tables() -> str:
     return robustness_table() + "\n\n" + inversion_table()
 
 
+def accuracy_figure(folder: Path = FIGURES) -> Path:
+    """Clean (eps 0) and PGD-20 test accuracy of both models against eps (the table's)."""
+    from benchmarks.figures import curves
+
+    eps = (0.0, *EVAL_EPS)
+    series = {
+        f"{name} ({spec})": [robust_accuracy(spec, value) for value in eps]
+        for name, spec in MODELS.items()
+    }
+    path = folder / "robust_accuracy_eps.png"
+    curves(
+        eps,
+        series,
+        f"L2 eps of PGD-{EVAL_STEPS} (0: clean)",
+        "accuracy on the digits test split",
+        path,
+        title="Robustness of the standard and the adversarially trained digits CNN",
+    )
+    return path
+
+
+def manipulation_figure(folder: Path = FIGURES) -> Path:
+    """One test digit per class, then each model's manipulation of it (the tool's defaults).
+
+    Each digit gets the top penultimate feature of the previous one (the ``manipulate``
+    tool: the donor is the previous image of the batch).
+    """
+    from benchmarks.figures import labelled_grid
+
+    images, labels = held_out_digits(1)
+    step_size, steps = TOOL_DEFAULTS["manipulate"]
+    rows, titles = [images], ["original"]
+    for name, spec in MODELS.items():
+        model = build_classifier(spec).freeze()
+        attack = tool_attack(step_size, steps)
+        out = apply_tool(
+            model, "manipulate", images, labels, attack, torch.Generator().manual_seed(0)
+        )
+        rows.append(out["images"])
+        titles.append(f"{name}\n{spec}")
+    donors = labels.roll(1, 0)
+    path = folder / "robust_manipulation.png"
+    labelled_grid(
+        torch.stack(rows),
+        titles,
+        [f"{int(c)} + top\nfeature\nof a {int(d)}" for c, d in zip(labels, donors, strict=True)],
+        path,
+        title=f"Feature manipulation (L2 PGD, step {step_size}, {steps} steps)",
+    )
+    return path
+
+
+INTERPOLATED = ((0, 6), (1, 7), (3, 8))  # pairs of classes of the interpolation figure
+
+
+def interpolation_figure(folder: Path = FIGURES) -> Path:
+    """Inversions of ``(1 - a) R(x1) + a R(x2)`` by each model at each layer of the table.
+
+    One test digit of each class of :data:`INTERPOLATED`'s pairs; gray seeds, the tool's
+    defaults.
+    """
+    from benchmarks.figures import labelled_grid
+
+    images, _ = held_out_digits(1)  # one digit per class, class order
+    first = images[[a for a, _ in INTERPOLATED]]
+    second = images[[b for _, b in INTERPOLATED]]
+    step_size, steps = TOOL_DEFAULTS["interpolate"]
+    rows, titles = [], []
+    for name, spec in MODELS.items():
+        model = build_classifier(spec).freeze()
+        for layer in LAYERS:
+            seeds = gray_seeds(first.shape, torch.Generator().manual_seed(0))
+            attack = tool_attack(step_size, steps)
+            mixed = interpolate_representations(
+                model, first, second, DEFAULT_ALPHAS, seeds, attack, layer
+            )
+            for index, (a, b) in enumerate(INTERPOLATED):
+                rows.append([first[index], *mixed[index], second[index]])
+                titles.append(f"{name}, {layer}: {a} → {b}")
+    path = folder / "robust_interpolation.png"
+    labelled_grid(
+        rows,
+        titles,
+        ["x1", *(f"a = {a:g}" for a in DEFAULT_ALPHAS), "x2"],
+        path,
+        title=f"Inverting (1 - a) R(x1) + a R(x2)\n(L2 PGD, step {step_size}, {steps} steps)",
+    )
+    return path
+
+
+def figures(folder: Path = FIGURES) -> list[Path]:
+    """The labelled figures: accuracy against eps, manipulation and interpolation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [accuracy_figure(folder), manipulation_figure(folder), interpolation_figure(folder)]
+
+
 if __name__ == "__main__":
-    print(tables())
+    run_table_command("robust_prior_table", tables, figures)
