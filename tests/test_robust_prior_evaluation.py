@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from trainers import quiet_trainer
 
 from inversion import InversionError, build_classifier
 from inversion.attacks import PGD
@@ -21,6 +22,8 @@ from inversion.robust_prior import (
     robust_acc_key,
     robust_correct,
 )
+from model_inversion.datamodules import DigitsDataModule
+from model_inversion.lightning_modules import RobustClassifierModule
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +129,59 @@ def test_autoattack_examples_lie_in_the_ball_and_leave_the_caller_alone(model, d
 
 def test_autoattack_accuracy_over_eps(model, digits):
     pytest.importorskip("pyautoattack")
-    images, labels = digits[0][:16], digits[1][:16]
+    images, labels = digits[0][:12], digits[1][:12]
     results = accuracy_over_eps(model, images, labels, [0.0, 2.0], attack="autoattack")
+    assert list(results) == ["clean_acc", "robust_acc@0", "robust_acc@2"]
     assert results["robust_acc@0"] == results["clean_acc"] > 0.8
-    robust = robust_correct(model, images, labels, 2.0, attack="autoattack")
-    assert results["robust_acc@2"] == pytest.approx(robust.float().mean().item())
     assert results["robust_acc@2"] < results["clean_acc"]
+
+
+def test_module_logs_robust_accuracy_at_every_eval_eps_under_the_fields_names(monkeypatch):
+    # eps 1.0 is both the training eps and in eval_eps, 0.5 in both lists: each attacked once
+    calls = record_attacks(monkeypatch)
+    module = RobustClassifierModule(
+        classifier="digits:cnn",
+        pretrained=True,
+        eps=1.0,
+        eval_steps=3,
+        extra_eval_eps=[0.5],
+        eval_eps=[0.0, 0.5, 1.0],
+    )
+    datamodule = DigitsDataModule(batch_size=24)
+    results = quiet_trainer(limit_test_batches=2).test(module, datamodule=datamodule)[0]
+    assert sorted(calls) == sorted([(1.0, 3, False, 24), (0.5, 3, False, 24)] * 2)
+    names = ["robust_acc", "robust_acc_eps0.5", "robust_acc@0", "robust_acc@0.5", "robust_acc@1"]
+    assert {f"test/{name}" for name in names} <= set(results)
+    assert "test/robust_acc_autoattack" not in results
+    assert results["test/robust_acc@1"] == results["test/robust_acc"]
+    assert results["test/robust_acc@0.5"] == results["test/robust_acc_eps0.5"]
+    assert results["test/robust_acc@0"] == pytest.approx(results["test/acc"], abs=1e-6)
+    # the same numbers as the one-call function on those 48 test digits
+    images, labels = load_digits_split("test")
+    model = build_classifier("digits:cnn").freeze()
+    expected = accuracy_over_eps(model, images[:48], labels[:48], [0.5, 1.0], steps=3)
+    for eps in (0.5, 1.0):
+        key = robust_acc_key(eps)
+        assert results[f"test/{key}"] == pytest.approx(expected[key], abs=1e-6)
+    with pytest.raises(InversionError, match="eps must be 0 or more"):
+        RobustClassifierModule(eval_eps=[-0.5])
+
+
+def test_module_autoattack_option(monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "pyautoattack", None)
+        with pytest.raises(InversionError, match=r"pip install"):
+            RobustClassifierModule(autoattack=True)
+    pytest.importorskip("pyautoattack")
+    module = RobustClassifierModule(
+        classifier="digits:cnn", pretrained=True, eps=2.0, eval_steps=3, autoattack=True
+    )
+    datamodule = DigitsDataModule(batch_size=12)
+    results = quiet_trainer(limit_val_batches=1).validate(module, datamodule=datamodule)[0]
+    assert "val/robust_acc_autoattack" not in results  # test only
+    results = quiet_trainer(limit_test_batches=1).test(module, datamodule=datamodule)[0]
+    images, labels = load_digits_split("test")
+    model = build_classifier("digits:cnn").freeze()
+    expected = accuracy_over_eps(model, images[:12], labels[:12], [2.0], attack="autoattack")
+    assert results["test/robust_acc_autoattack"] == pytest.approx(expected["robust_acc@2"])
+    assert results["test/robust_acc_autoattack"] <= results["test/acc"]
