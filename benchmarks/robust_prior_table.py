@@ -25,22 +25,21 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from inversion import build_classifier
-from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
 from inversion.robust_prior import (
     TOOL_DEFAULTS,
-    default_step_size,
+    accuracy_over_eps,
     gray_seeds,
     invert_representation,
     representation,
     representation_distance,
+    robust_acc_key,
     tool_attack,
     top_features,
     visualize_features,
 )
-from inversion.training import accuracy
 
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
 LAYERS = ("penultimate", "stage3")
@@ -51,13 +50,19 @@ PER_CLASS = 10
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
-def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
-    """Test accuracy of ``spec`` under L2 PGD (0 eps: clean accuracy)."""
+def robust_accuracies(
+    spec: str, eps: tuple[float, ...] = EVAL_EPS, steps: int = EVAL_STEPS
+) -> list[float]:
+    """Clean, then L2 PGD test accuracy of ``spec`` at each eps (one clean pass)."""
     model = build_classifier(spec).freeze()
     images, labels = load_digits_split("test")
-    if eps > 0:
-        images = PGD(eps, default_step_size(eps, steps), steps, "l2")(model, images, labels)
-    return accuracy(model, images, labels)
+    results = accuracy_over_eps(model, images, labels, eps, steps=steps)
+    return [results["clean_acc"], *(results[robust_acc_key(e)] for e in eps)]
+
+
+def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
+    """Test accuracy of ``spec`` under L2 PGD at one eps (0 eps: clean accuracy)."""
+    return robust_accuracies(spec, (eps,), steps)[1]
 
 
 def robustness_table() -> str:
@@ -68,7 +73,7 @@ def robustness_table() -> str:
         "|---|---:|" + "---:|" * len(EVAL_EPS),
     ]
     for name, spec in MODELS.items():
-        values = [robust_accuracy(spec, eps) for eps in (0.0, *EVAL_EPS)]
+        values = robust_accuracies(spec)
         rows.append(f"| `{spec}` ({name}) | " + " | ".join(f"{v:.3f}" for v in values) + " |")
         print(rows[-1], flush=True)
     return "\n".join(rows)

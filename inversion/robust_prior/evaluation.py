@@ -20,7 +20,7 @@ Two attacks:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal, get_args
 
 import torch
@@ -101,7 +101,8 @@ def autoattack_images(
     images in [0, 1]. Models with fewer than 10 classes get ``classes - 1`` targets (the
     standard version's 9 do not exist). Examples the model misclassifies are returned
     unattacked, as the original does. The attacks' seed is ``seed`` and the caller's random
-    state is left as it was; the model is in eval mode meanwhile. The package's sanity checks
+    state is left as it was; the model is in eval mode meanwhile, with autocast off (the DLR
+    loss divides logit differences that bf16 would round). The package's sanity checks
     (randomised or dynamic defences, probabilities for logits) may warn through logging.
 
     Args:
@@ -123,14 +124,22 @@ def autoattack_images(
         raise InversionError(
             f"Unknown AutoAttack norm {norm!r}; choose one of {tuple(AUTOATTACK_NORMS)}."
         )
+    if eps < 0:
+        raise InversionError(f"AutoAttack needs eps >= 0, got {eps}.")
     auto_attack = require_autoattack()
     if len(images) == 0 or eps == 0:
         return images.detach().clone()
     device = images.device
     forked = [device.index or 0] if device.type == "cuda" else []
+    full_precision: AbstractContextManager = (
+        torch.autocast(device.type, enabled=False)
+        if device.type in ("cpu", "cuda")
+        else nullcontext()
+    )
     with (
         torch.inference_mode(False),
         torch.random.fork_rng(devices=forked),
+        full_precision,
         _eval_mode(model),
     ):
         originals, targets = images.detach().clone(), labels.detach().clone()
