@@ -117,13 +117,14 @@ class RobustClassifierModule(ClassifierModule):
             hp.eps, step, hp.steps, hp.norm, hp.random_start, use_best=hp.use_best
         )
         self.subset_attack = PGD(hp.eps, step, hp.steps, hp.norm, random_start=False)
-        # every eps is attacked once per batch; each gives the metrics named after it
+        # each distinct eps (robust_eps) is attacked once per batch; its metrics, named as asked
         named = [(hp.eps, "robust_acc")]
         named += [(e, f"robust_acc_{eps_name(e)}") for e in hp.extra_eval_eps or []]
         named += [(e, robust_acc_key(e)) for e in hp.eval_eps or []]
-        self.eval_eps = list(dict.fromkeys(e for e, _ in named))
+        named = list(dict.fromkeys(named))  # an eps listed twice is logged once
+        self.robust_eps = list(dict.fromkeys(e for e, _ in named))
         self.robust_names = [name for _, name in named]
-        self.robust_eps_index = [self.eval_eps.index(e) for e, _ in named]
+        self.robust_eps_index = [self.robust_eps.index(e) for e, _ in named]
 
     def configure_metrics(self) -> None:  # noqa: D102
         super().configure_metrics()
@@ -155,7 +156,7 @@ class RobustClassifierModule(ClassifierModule):
             robust_correct(
                 self.model, images, labels, e, "pgd", hp.norm, hp.eval_steps, clean_correct=clean
             )
-            for e in self.eval_eps
+            for e in self.robust_eps
         ]
         for index, metric, name in zip(
             self.robust_eps_index, robust, self.robust_names, strict=True
