@@ -31,25 +31,24 @@ from torchvision.utils import make_grid, save_image
 
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
-from inversion.attacks import PGD
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
 from inversion.robust_prior import (
     DEFAULT_ALPHAS,
     TOOL_DEFAULTS,
+    accuracy_over_eps,
     apply_tool,
-    default_step_size,
     gray_seeds,
     interpolate_representations,
     invert_representation,
     representation,
     representation_distance,
+    robust_acc_key,
     tool_attack,
     top_features,
     visualize_features,
 )
-from inversion.training import accuracy
 
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
 LAYERS = ("penultimate", "stage3")
@@ -60,13 +59,19 @@ PER_CLASS = 10
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
-def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
-    """Test accuracy of ``spec`` under L2 PGD (0 eps: clean accuracy)."""
+def robust_accuracies(
+    spec: str, eps: tuple[float, ...] = EVAL_EPS, steps: int = EVAL_STEPS
+) -> list[float]:
+    """Clean, then L2 PGD test accuracy of ``spec`` at each eps (one clean pass)."""
     model = build_classifier(spec).freeze()
     images, labels = load_digits_split("test")
-    if eps > 0:
-        images = PGD(eps, default_step_size(eps, steps), steps, "l2")(model, images, labels)
-    return accuracy(model, images, labels)
+    results = accuracy_over_eps(model, images, labels, eps, steps=steps)
+    return [results["clean_acc"], *(results[robust_acc_key(e)] for e in eps)]
+
+
+def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
+    """Test accuracy of ``spec`` under L2 PGD at one eps (0 eps: clean accuracy)."""
+    return robust_accuracies(spec, (eps,), steps)[1]
 
 
 def robustness_table() -> str:
@@ -77,7 +82,7 @@ def robustness_table() -> str:
         "|---|---:|" + "---:|" * len(EVAL_EPS),
     ]
     for name, spec in MODELS.items():
-        values = [robust_accuracy(spec, eps) for eps in (0.0, *EVAL_EPS)]
+        values = robust_accuracies(spec)
         rows.append(f"| `{spec}` ({name}) | " + " | ".join(f"{v:.3f}" for v in values) + " |")
         print(rows[-1], flush=True)
     return "\n".join(rows)
@@ -186,10 +191,7 @@ def accuracy_figure(folder: Path = FIGURES) -> Path:
     from benchmarks.figures import curves
 
     eps = (0.0, *EVAL_EPS)
-    series = {
-        f"{name} ({spec})": [robust_accuracy(spec, value) for value in eps]
-        for name, spec in MODELS.items()
-    }
+    series = {f"{name} ({spec})": robust_accuracies(spec) for name, spec in MODELS.items()}
     path = folder / "robust_accuracy_eps.png"
     curves(
         eps,

@@ -2,8 +2,9 @@
 
 ``tools.py`` holds representation inversion, feature visualisation, manipulation and
 interpolation (L2 PGD in input space, ``inversion/attacks.py``) and ``defaults.py`` their
-default step sizes. Adversarial training itself is ``inversion.attacks.PGD`` inside the
-classification recipe of ``inversion/training.py``.
+default step sizes; ``evaluation.py`` clean and robust accuracy over a list of eps (PGD, or
+the standard AutoAttack as an optional extra). Adversarial training itself is
+``inversion.attacks.PGD`` inside the classification recipe of ``inversion/training.py``.
 
 Wiring: ``model_inversion/lightning_modules/robust_prior_training.py``
 (``RobustClassifierModule``) and ``model_inversion/lightning_modules/robust_prior_tools.py``
@@ -22,6 +23,20 @@ from inversion.robust_prior.defaults import (
     default_step_size,
     eps_name,
 )
+from inversion.robust_prior.evaluation import (
+    AUTOATTACK_INSTALL,
+    EVAL_ATTACKS,
+    EVAL_STEPS,
+    EvalAttack,
+    accuracy_over_eps,
+    adversarial_images,
+    autoattack_images,
+    correct_predictions,
+    eval_pgd,
+    require_autoattack,
+    robust_acc_key,
+    robust_correct,
+)
 from inversion.robust_prior.tools import (
     HUGE_EPS,
     apply_tool,
@@ -39,6 +54,18 @@ from inversion.robust_prior.tools import (
 )
 
 __all__ = [
+    "AUTOATTACK_INSTALL",
+    "EVAL_ATTACKS",
+    "EVAL_STEPS",
+    "EvalAttack",
+    "accuracy_over_eps",
+    "adversarial_images",
+    "autoattack_images",
+    "correct_predictions",
+    "eval_pgd",
+    "require_autoattack",
+    "robust_acc_key",
+    "robust_correct",
     "DEFAULT_ALPHAS",
     "SEED_IMAGES",
     "STEP_FACTOR",

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from inversion.attacks import PGD, Norm
 from inversion.errors import InversionError
 from inversion.metrics.scorer import top_k_accuracy
-from inversion.robust_prior import default_step_size, eps_name
+from inversion.robust_prior import (
+    correct_predictions,
+    default_step_size,
+    eps_name,
+    require_autoattack,
+    robust_acc_key,
+    robust_correct,
+)
 from inversion.training import OptimizerName, classification_loss
 from model_inversion.lightning_modules.classifier import ClassifierModule
 
@@ -29,11 +36,18 @@ class RobustClassifierModule(ClassifierModule):
     on the first ``robust_subset_batches`` validation batches only, the same images every
     epoch (per process under DDP). That costs what as many training batches cost, however
     large the split. With ``full_robust_eval`` validation instead reports the full
-    evaluation that test always reports: ``robust_acc`` (PGD with ``eval_steps`` steps at
-    the training eps, no random start, best iterate) and ``robust_acc_eps<e>`` for every
-    eps in ``extra_eval_eps``, on every batch. The attacks need gradients, so they run
-    inside Lightning's inference mode with their own grad mode. Checkpoints are
-    classifier specs like :class:`ClassifierModule`'s.
+    evaluation that test always reports, on every batch: PGD with ``eval_steps`` steps, no
+    random start, best iterate (:func:`inversion.robust_prior.eval_pgd`), once per eps, logged
+    as ``robust_acc`` at the training eps, ``robust_acc_eps<e>`` for every eps in
+    ``extra_eval_eps`` and ``robust_acc@<e>`` for every eps in ``eval_eps`` (an eps named
+    twice is attacked once). An example counts as robust when its clean input and its
+    adversarial example are both classified correctly
+    (:func:`inversion.robust_prior.robust_correct`). With ``autoattack`` test also reports
+    ``robust_acc_autoattack``: the standard AutoAttack at the training eps and norm
+    (:func:`inversion.robust_prior.autoattack_images`; the optional extra
+    ``pip install "model-inversion[autoattack]"``). The attacks need gradients, so they run
+    inside Lightning's inference mode with their own grad mode. Checkpoints are classifier
+    specs like :class:`ClassifierModule`'s.
 
     Args:
         optimizer: ``sgd`` (the reference recipe: lr 0.1, momentum 0.9) or ``adamw``.
@@ -48,7 +62,12 @@ class RobustClassifierModule(ClassifierModule):
             default) instead of the last.
         eval_steps: PGD steps of the full robust evaluation (test, and validation with
             ``full_robust_eval``).
-        extra_eval_eps: More eps at which the full evaluation measures robust accuracy.
+        extra_eval_eps: More eps at which the full evaluation measures robust accuracy,
+            logged as ``robust_acc_eps<e>``.
+        eval_eps: Eps at which the full evaluation measures robust accuracy, logged as
+            ``robust_acc@<e>`` (the field's name; 0 gives the clean accuracy).
+        autoattack: Test also reports ``robust_acc_autoattack`` (standard AutoAttack at
+            ``eps``; slow: thousands of model calls per image that resists).
         full_robust_eval: Validate with the full evaluation (every eps, ``eval_steps``
             steps, every batch) instead of the subset estimate; test always does.
         robust_subset_batches: Validation batches that the default estimate attacks (0:
@@ -72,6 +91,8 @@ class RobustClassifierModule(ClassifierModule):
         use_best: bool = True,
         eval_steps: int = 20,
         extra_eval_eps: list[float] | None = None,
+        eval_eps: list[float] | None = None,
+        autoattack: bool = False,
         full_robust_eval: bool = False,
         robust_subset_batches: int = 2,
         **classifier_args: Any,
@@ -80,6 +101,12 @@ class RobustClassifierModule(ClassifierModule):
             raise InversionError(
                 f"robust_subset_batches must be 0 or more, got {robust_subset_batches}."
             )
+        if any(e < 0 for e in [*(extra_eval_eps or []), *(eval_eps or [])]):
+            raise InversionError(
+                f"Evaluation eps must be 0 or more, got {extra_eval_eps=}, {eval_eps=}."
+            )
+        if autoattack:
+            require_autoattack()  # one clear error naming the install, before any work
         super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, **classifier_args)
 
     def configure_losses(self) -> None:
@@ -90,21 +117,22 @@ class RobustClassifierModule(ClassifierModule):
             hp.eps, step, hp.steps, hp.norm, hp.random_start, use_best=hp.use_best
         )
         self.subset_attack = PGD(hp.eps, step, hp.steps, hp.norm, random_start=False)
-        self.eval_eps = [hp.eps, *(hp.extra_eval_eps or [])]
-        self.eval_attacks = [
-            PGD(eps, default_step_size(eps, hp.eval_steps), hp.eval_steps, hp.norm)
-            for eps in self.eval_eps
-        ]
+        # each distinct eps (robust_eps) is attacked once per batch; its metrics, named as asked
+        named = [(hp.eps, "robust_acc")]
+        named += [(e, f"robust_acc_{eps_name(e)}") for e in hp.extra_eval_eps or []]
+        named += [(e, robust_acc_key(e)) for e in hp.eval_eps or []]
+        named = list(dict.fromkeys(named))  # an eps listed twice is logged once
+        self.robust_eps = list(dict.fromkeys(e for e, _ in named))
+        self.robust_names = [name for _, name in named]
+        self.robust_eps_index = [self.robust_eps.index(e) for e, _ in named]
 
     def configure_metrics(self) -> None:  # noqa: D102
         super().configure_metrics()
         # metric modules cannot have dots in their names: index them, name them when logging
-        self.robust_names = ["robust_acc"] + [
-            f"robust_acc_{eps_name(e)}" for e in self.eval_eps[1:]
-        ]
-        count, classes = len(self.eval_eps), self.hparams.num_classes
-        self.val_robust = nn.ModuleList([top_k_accuracy(classes, 1) for _ in range(count)])
-        self.test_robust = nn.ModuleList([top_k_accuracy(classes, 1) for _ in range(count)])
+        count, classes = len(self.robust_names), self.hparams.num_classes
+        self.val_robust = nn.ModuleList([MeanMetric() for _ in range(count)])
+        self.test_robust = nn.ModuleList([MeanMetric() for _ in range(count)])
+        self.test_autoattack = MeanMetric()
         self.val_robust_subset = top_k_accuracy(classes, 1)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -122,9 +150,27 @@ class RobustClassifierModule(ClassifierModule):
         """Clean accuracy, then every eval attack (``eval_steps``, every eps) on the batch."""
         self._shared_step(batch, stage, metrics)
         images, labels = self.to_memory_format(batch[0]), batch[1]
-        for attack, metric, name in zip(self.eval_attacks, robust, self.robust_names, strict=True):
-            metric.update(self(attack(self.model, images, labels)), labels)
+        hp = self.hparams
+        clean = correct_predictions(self.model, images, labels)
+        robust_by_eps = [
+            robust_correct(
+                self.model, images, labels, e, "pgd", hp.norm, hp.eval_steps, clean_correct=clean
+            )
+            for e in self.robust_eps
+        ]
+        for index, metric, name in zip(
+            self.robust_eps_index, robust, self.robust_names, strict=True
+        ):
+            metric.update(robust_by_eps[index].float())
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
+        if stage == "test" and hp.autoattack:
+            resists = robust_correct(
+                self.model, images, labels, hp.eps, "autoattack", hp.norm, clean_correct=clean
+            )
+            self.test_autoattack.update(resists.float())
+            self.log(
+                "test/robust_acc_autoattack", self.test_autoattack, on_step=False, on_epoch=True
+            )
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """The full evaluation (``full_robust_eval``) or clean + the subset estimate."""
