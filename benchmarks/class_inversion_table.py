@@ -68,7 +68,7 @@ METRICS = [
     ("top5_verifiers", "verifier top-5", 3),
     ("is_digits-resnet", "IS (digits-resnet)", 2),
     ("fid_digits-resnet", "FID (digits-resnet)", 1),
-    ("kid_digits-resnet", "KID (digits-resnet)", 1),
+    ("kid_digits-resnet", "KID (digits-resnet)", 2),
 ]
 HEADER = (
     "| target | recipe | lr | passes/image | "
@@ -239,7 +239,7 @@ def claims(cells: list[Cell], metric: str = "top1_verifiers") -> list[str]:
             diff = paired_difference(mine["pii"].values(metric), mine[other].values(metric))
             lines.append(
                 f"- `{target}`: {verdict('PII', other, diff)} "
-                f"(verifier top-1 difference {diff.format(3)})"
+                f"(verifier top-1, PII minus {other}: {diff.format(3)})"
             )
     return lines
 
