@@ -20,6 +20,7 @@ from trainers import quiet_trainer
 
 from inversion import build_classifier
 from model_inversion import train
+from model_inversion.compiling import compile_in_place
 from model_inversion.datamodules import (
     ClassTargetsDataModule,
     LatentsDataModule,
@@ -31,7 +32,6 @@ from model_inversion.lightning_modules import (
     DominantPatterns,
     LayerwiseInversion,
 )
-from model_inversion.lightning_modules.compiling import compile_in_place
 
 # one stage (the classifier sees one image size), 6 steps per batch of targets
 ONE_STAGE_PII = {"zoom_stages": 1, "steps_per_stage": 6, "ensemble": 2}

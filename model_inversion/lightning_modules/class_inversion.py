@@ -13,8 +13,8 @@ from inversion import seeds
 from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
-from model_inversion.lightning_modules.compiling import compile_in_place
 from model_inversion.lightning_modules.lightning_internals import count_manual_optimizer_step
 from model_inversion.lightning_modules.strategies import refuse_wrapping_ddp
 

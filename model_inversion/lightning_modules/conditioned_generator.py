@@ -23,8 +23,8 @@ from inversion.errors import InversionError
 from inversion.models import ImageClassifier
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.seeds import derive_seed
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
-from model_inversion.lightning_modules.compiling import compile_in_place
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
 RECIPE = GeneratorRecipe()  # the defaults of the recipe's init args

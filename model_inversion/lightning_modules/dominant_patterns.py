@@ -23,8 +23,8 @@ from inversion.dominant_patterns import (
 from inversion.metrics.names import unique_names
 from inversion.models import ImageClassifier, build_classifier
 from model_inversion.callbacks.loggers import log_image
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
-from model_inversion.lightning_modules.compiling import compile_in_place
 
 TARGET = "target"  # the attacked classifier among the scored ones
 PICTURE_SIDE = 128  # the pattern is shown magnified to at least this many pixels

@@ -24,9 +24,9 @@ from inversion.layerwise import (
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models import ImageClassifier
 from inversion.models.split import ClassifierBlocks, default_layers, split_classifier
+from model_inversion.compiling import compile_in_place
 from model_inversion.datamodules.layerwise import check_synthetic_training
 from model_inversion.lightning_modules.base import TargetTask
-from model_inversion.lightning_modules.compiling import compile_in_place
 from model_inversion.lightning_modules.strategies import require_unused_parameter_search
 
 
