@@ -4,6 +4,7 @@ import importlib
 
 import pytest
 
+from benchmarks import speed_summary
 from benchmarks.timing import (
     COMPILED_KS,
     KS,
@@ -102,6 +103,15 @@ def test_k_below_one_is_one_clear_error(capsys):
     assert "error: K (steps per training step) must be at least 1" in capsys.readouterr().err
 
 
+SCRIPTS = [
+    "class_inversion_speed",
+    "dominant_patterns_speed",
+    "conditioned_generator_speed",
+    "layerwise_speed",
+    "robust_prior_speed",
+]
+
+
 @pytest.mark.parametrize(
     ("name", "steps", "step_wise"),
     [
@@ -119,3 +129,22 @@ def test_every_speed_script_uses_the_shared_main(name, steps, step_wise):
     args = script.parse(["--device", "cpu"])
     assert script.timed_steps(args) == steps and args.device == "cpu"
     assert hasattr(args, "compiled") == step_wise
+
+
+def test_the_readme_speed_table_finds_every_row_it_reads(monkeypatch):
+    # the loops are built but not run: each script's interleave returns 1 ms per loop
+    def no_timing(loops, steps, repeats, warmup=5):
+        return Timings({name: [0.001] * repeats for name in loops})
+
+    for name in SCRIPTS:
+        monkeypatch.setattr(f"benchmarks.{name}.interleave", no_timing)
+    monkeypatch.setattr(speed_summary, "pin_threads", lambda threads: threads)  # leave ours
+    lines = speed_summary.table().splitlines()
+    head, rows = lines[2], lines[4:]
+    columns = ["module, K=1", "K=4", "K=16", "compiled, K=1", "compiled, K=16"]
+    assert head == "| benchmark | bare ms | engine | " + " | ".join(columns) + " |"
+    assert len(rows) == 7  # CI, DP, CG, LW x 2 phases, robust x 2 (use_best)
+    for row in rows:
+        cells = row.strip("| ").split(" | ")
+        assert len(cells) == 3 + len(columns) and cells[1] == "1.0", row
+        assert all(cell in ("-", "1.00 (1.00-1.00)") for cell in cells[2:]), row
