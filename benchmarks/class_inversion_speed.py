@@ -7,12 +7,14 @@ replication, ColorShift, cross-entropy, Adam, clamp; one stage, so no zoom trans
 - engine: ``ClassInverter.step()`` (inversion/, plain PyTorch),
 - module: ``ClassInversion`` under a Lightning Trainer (steps timed between
   consecutive ``on_train_batch_end`` calls, so data loading and hooks are included),
-  once per ``--steps-per-training-step`` K (K optimisation steps per Lightning step).
+  once per ``--steps-per-training-step`` K (K optimisation steps per Lightning step) and
+  once per ``--compiled`` K with ``compile=True`` (the classifier compiled).
 
-Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+Timed by ``benchmarks.timing`` (interleaved rounds, median and min-max; its
+``SpeedScript`` is the command line).
 
     python -m benchmarks.class_inversion_speed --target digits:cnn --per-class 4 --ensemble 4
-    python -m benchmarks.class_inversion_speed --steps-per-training-step 1 4 16
+    python -m benchmarks.class_inversion_speed --steps-per-training-step 1 4 16 --compiled 1
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import torch.nn.functional as F
 
 from benchmarks.timing import (
     Loop,
+    ModuleLoop,
+    SpeedScript,
     StepTimer,
     Timings,
-    add_timing_args,
     fit_seconds_per_step,
-    header,
     interleave,
-    pin_threads,
+    module_loops,
     step_loop,
 )
 from inversion import build_classifier
@@ -70,73 +72,64 @@ def engine_loop(model, labels, options: dict, size: int, device: str) -> Loop:
     return step_loop(inverter.step, device)
 
 
-def module_loop(target: str, options: dict, per_class: int, device: str, k: int) -> Loop:
-    """The LightningModule, a fresh fit per round, K optimisation steps per training step."""
-
-    def run(steps: int) -> float:
-        timer = StepTimer()
-        total = steps + (timer.warmup + 2) * k
-        module = ClassInversion(
-            classifier=target,
-            recipe="pii",
-            options={**options, "steps_per_stage": total},
-            image_size=32,
-            channels=1,
-            steps_per_training_step=k,
-        )
-        data = ClassTargetsDataModule(num_classes=10, images_per_class=per_class, batch_size=10_000)
-        return fit_seconds_per_step(module, device, timer, datamodule=data)
-
-    return run
+MODULE = "module (ClassInversion + Trainer)"  # the prefix of the module's rows
 
 
-def measure(
-    target: str = "digits:cnn",
-    per_class: int = 4,
-    ensemble: int = 4,
-    steps: int = 40,
-    repeats: int = 5,
-    device: str = "cpu",
-    ks: tuple[int, ...] = (1,),
-) -> Timings:
-    """Interleaved timings of the bare loop, the engine and the module (one row per K)."""
-    model = build_classifier(target).freeze().to(device)
-    labels = torch.arange(10, device=device).repeat_interleave(per_class)
-    options = {"zoom_stages": 1, "ensemble": ensemble}
-    torch.manual_seed(0)
-    loops = {
-        "bare PyTorch": bare_loop(model, labels, ensemble, 32, device),
-        "engine (ClassInverter.step)": engine_loop(model, labels, options, 32, device),
-    }
-    for k in ks:
-        name = f"module (ClassInversion + Trainer), K={k}"
-        loops[name] = module_loop(target, options, per_class, device, k)
-    return interleave(loops, steps, repeats)
+def module_loop(target: str, options: dict, per_class: int, device: str) -> ModuleLoop:
+    """The LightningModule, a fresh fit per round, at K (and compiled or not)."""
+
+    def at(k: int, compile: bool) -> Loop:
+        def run(steps: int) -> float:
+            timer = StepTimer()
+            total = steps + (timer.warmup + 2) * k
+            module = ClassInversion(
+                classifier=target,
+                recipe="pii",
+                options={**options, "steps_per_stage": total},
+                image_size=32,
+                channels=1,
+                steps_per_training_step=k,
+                compile=compile,
+            )
+            data = ClassTargetsDataModule(
+                num_classes=10, images_per_class=per_class, batch_size=10_000
+            )
+            return fit_seconds_per_step(module, device, timer, datamodule=data)
+
+        return run
+
+    return at
 
 
-def main() -> None:
-    """Time the loops and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument("--target", default="digits:cnn")
     parser.add_argument("--per-class", type=int, default=4, help="images per class (10 classes)")
     parser.add_argument("--ensemble", type=int, default=4)
-    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
-    add_timing_args(parser, steps=40)
-    args = parser.parse_args()
-    threads = pin_threads(args.threads)
-    timings = measure(
-        args.target,
-        args.per_class,
-        args.ensemble,
-        args.steps,
-        args.repeats,
-        args.device,
-        tuple(args.steps_per_training_step),
-    )
-    what = f"{args.target}, {10 * args.per_class} images x ensemble {args.ensemble}"
-    print(header(what, args.device, threads, args.steps, args.repeats))
-    print(timings.table())
 
+
+def measure(args: argparse.Namespace) -> Timings:
+    """Interleaved timings of the bare loop, the engine and the module's rows."""
+    device = args.device
+    model = build_classifier(args.target).freeze().to(device)
+    labels = torch.arange(10, device=device).repeat_interleave(args.per_class)
+    options = {"zoom_stages": 1, "ensemble": args.ensemble}
+    torch.manual_seed(0)
+    loops = {
+        "bare PyTorch": bare_loop(model, labels, args.ensemble, 32, device),
+        "engine (ClassInverter.step)": engine_loop(model, labels, options, 32, device),
+    }
+    at = module_loop(args.target, options, args.per_class, device)
+    loops.update(module_loops(MODULE, at, args.steps_per_training_step, args.compiled))
+    return interleave(loops, args.steps, args.repeats)
+
+
+def what(args: argparse.Namespace) -> str:
+    """The header's description of the benchmark."""
+    return f"{args.target}, {10 * args.per_class} images x ensemble {args.ensemble}"
+
+
+SCRIPT = SpeedScript(__doc__ or "", arguments, measure, what, steps=40, step_wise=True)
 
 if __name__ == "__main__":
-    main()
+    SCRIPT.main()

@@ -9,12 +9,14 @@ cosine over same-class pairs, Adam):
 - module: ``ConditionedGeneratorInversion`` under a Lightning Trainer with
   ``LatentsDataModule`` (seeded draws on the CPU, moved to the device; steps timed
   between consecutive ``on_train_batch_end`` calls, so data loading, logging and every
-  hook are included), once per ``--steps-per-training-step`` K.
+  hook are included), once per ``--steps-per-training-step`` K and once per
+  ``--compiled`` K with ``compile=True`` (generator and classifier compiled).
 
-Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+Timed by ``benchmarks.timing`` (interleaved rounds, median and min-max; its
+``SpeedScript`` is the command line).
 
     python -m benchmarks.conditioned_generator_speed --target digits:cnn --batch 64
-    python -m benchmarks.conditioned_generator_speed --steps-per-training-step 1 4 16
+    python -m benchmarks.conditioned_generator_speed --steps-per-training-step 1 4 16 --compiled 1
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from torch import Tensor
 
 from benchmarks.timing import (
     Loop,
+    ModuleLoop,
+    SpeedScript,
     StepTimer,
     Timings,
-    add_timing_args,
     fit_seconds_per_step,
-    header,
     interleave,
-    pin_threads,
+    module_loops,
     step_loop,
 )
 from inversion import build_classifier
@@ -92,64 +94,51 @@ def bare_loop(target: str, batch: int, device: str, precision: str) -> Loop:
     return step_loop(step, device)
 
 
-def module_loop(target: str, batch: int, device: str, precision: str, k: int) -> Loop:
+MODULE = "module (ConditionedGeneratorInversion + Trainer)"  # the prefix of the module's rows
+
+
+def module_loop(target: str, batch: int, device: str, precision: str) -> ModuleLoop:
     """The LightningModule, a fresh fit per round."""
 
-    def run(steps: int) -> float:
-        timer = StepTimer()
-        module = ConditionedGeneratorInversion(
-            classifier=target, lr=5e-3, steps_per_training_step=k, **OPTIONS
-        )
-        batches = steps + (timer.warmup + 2) * k
-        data = LatentsDataModule(batch_size=batch, batches_per_epoch=batches)
-        return fit_seconds_per_step(
-            module, device, timer, datamodule=data, max_epochs=1, precision=precision
-        )
+    def at(k: int, compile: bool) -> Loop:
+        def run(steps: int) -> float:
+            timer = StepTimer()
+            module = ConditionedGeneratorInversion(
+                classifier=target, lr=5e-3, steps_per_training_step=k, compile=compile, **OPTIONS
+            )
+            batches = steps + (timer.warmup + 2) * k
+            data = LatentsDataModule(batch_size=batch, batches_per_epoch=batches)
+            return fit_seconds_per_step(
+                module, device, timer, datamodule=data, max_epochs=1, precision=precision
+            )
 
-    return run
+        return run
 
-
-def measure(
-    target: str = "digits:cnn",
-    batch: int = 64,
-    steps: int = 30,
-    repeats: int = 5,
-    device: str = "cpu",
-    precision: str = "32-true",
-    ks: tuple[int, ...] = (1,),
-) -> Timings:
-    """Interleaved timings of the bare loop and the module (one row per K)."""
-    torch.manual_seed(0)
-    loops = {"bare PyTorch": bare_loop(target, batch, device, precision)}
-    for k in ks:
-        name = f"module (ConditionedGeneratorInversion + Trainer), K={k}"
-        loops[name] = module_loop(target, batch, device, precision, k)
-    return interleave(loops, steps, repeats)
+    return at
 
 
-def main() -> None:
-    """Time the loops and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument("--target", default="digits:cnn")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
-    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
-    add_timing_args(parser, steps=30)
-    args = parser.parse_args()
-    threads = pin_threads(args.threads)
-    timings = measure(
-        args.target,
-        args.batch,
-        args.steps,
-        args.repeats,
-        args.device,
-        args.precision,
-        tuple(args.steps_per_training_step),
-    )
-    what = f"{args.target}, batch {args.batch}, {args.precision}"
-    print(header(what, args.device, threads, args.steps, args.repeats))
-    print(timings.table())
 
+
+def measure(args: argparse.Namespace) -> Timings:
+    """Interleaved timings of the bare loop and the module's rows."""
+    torch.manual_seed(0)
+    loops = {"bare PyTorch": bare_loop(args.target, args.batch, args.device, args.precision)}
+    at = module_loop(args.target, args.batch, args.device, args.precision)
+    loops.update(module_loops(MODULE, at, args.steps_per_training_step, args.compiled))
+    return interleave(loops, args.steps, args.repeats)
+
+
+def what(args: argparse.Namespace) -> str:
+    """The header's description of the benchmark."""
+    return f"{args.target}, batch {args.batch}, {args.precision}"
+
+
+SCRIPT = SpeedScript(__doc__ or "", arguments, measure, what, steps=30, step_wise=True)
 
 if __name__ == "__main__":
-    main()
+    SCRIPT.main()

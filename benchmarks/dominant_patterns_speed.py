@@ -8,12 +8,14 @@ batch together, Adam, projection into the L-inf ball):
 - engine: ``UniversalPattern`` + ``PatternObjective`` + Adam (inversion/, plain PyTorch),
 - module: ``DominantPatterns`` under a Lightning Trainer (steps timed between consecutive
   ``on_train_batch_end`` calls, so data loading and hooks are included), once per
-  ``--steps-per-training-step`` K.
+  ``--steps-per-training-step`` K and once per ``--compiled`` K with ``compile=True``
+  (the classifier compiled).
 
-Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+Timed by ``benchmarks.timing`` (interleaved rounds, median and min-max; its
+``SpeedScript`` is the command line).
 
     python -m benchmarks.dominant_patterns_speed --target digits:cnn --batch 32
-    python -m benchmarks.dominant_patterns_speed --steps-per-training-step 1 4 16
+    python -m benchmarks.dominant_patterns_speed --steps-per-training-step 1 4 16 --compiled 1
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.timing import (
     Loop,
+    ModuleLoop,
+    SpeedScript,
     StepTimer,
     Timings,
-    add_timing_args,
     fit_seconds_per_step,
-    header,
     interleave,
-    pin_threads,
+    module_loops,
     step_loop,
 )
 from inversion import build_classifier
@@ -79,74 +81,65 @@ def engine_loop(model, images: torch.Tensor, device: str) -> Loop:
     return step_loop(step, device)
 
 
-def module_loop(target: str, images: torch.Tensor, device: str, k: int) -> Loop:
+MODULE = "module (DominantPatterns + Trainer)"  # the prefix of the module's rows
+
+
+def module_loop(target: str, images: torch.Tensor, device: str) -> ModuleLoop:
     """The LightningModule (the same batch, repeated), a fresh fit per round."""
 
-    def run(steps: int) -> float:
-        timer = StepTimer()
-        module = DominantPatterns(
-            classifier=target,
-            eps=EPS,
-            image_size=images.shape[-1],
-            channels=images.shape[1],
-            steps_per_training_step=k,
-        )
-        batches = TensorDataset(images.cpu().repeat(steps + (timer.warmup + 2) * k, 1, 1, 1))
-        loader = DataLoader(batches, batch_size=len(images))
-        return fit_seconds_per_step(module, device, timer, train_dataloaders=loader, max_epochs=1)
+    def at(k: int, compile: bool) -> Loop:
+        def run(steps: int) -> float:
+            timer = StepTimer()
+            module = DominantPatterns(
+                classifier=target,
+                eps=EPS,
+                image_size=images.shape[-1],
+                channels=images.shape[1],
+                steps_per_training_step=k,
+                compile=compile,
+            )
+            repeats = steps + (timer.warmup + 2) * k
+            batches = TensorDataset(images.cpu().repeat(repeats, 1, 1, 1))
+            loader = DataLoader(batches, batch_size=len(images))
+            return fit_seconds_per_step(
+                module, device, timer, train_dataloaders=loader, max_epochs=1
+            )
 
-    return run
+        return run
 
-
-def measure(
-    target: str = "digits:cnn",
-    batch: int = 32,
-    size: int = 32,
-    channels: int = 1,
-    steps: int = 100,
-    repeats: int = 5,
-    device: str = "cpu",
-    ks: tuple[int, ...] = (1,),
-) -> Timings:
-    """Interleaved timings of the bare loop, the engine and the module (one row per K)."""
-    model = build_classifier(target).freeze().to(device)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(batch, channels, size, size, generator=generator).to(device)
-    loops = {
-        "bare PyTorch": bare_loop(model, images, device),
-        "engine (UniversalPattern + PatternObjective)": engine_loop(model, images, device),
-    }
-    for k in ks:
-        name = f"module (DominantPatterns + Trainer), K={k}"
-        loops[name] = module_loop(target, images, device, k)
-    return interleave(loops, steps, repeats)
+    return at
 
 
-def main() -> None:
-    """Time the loops and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument("--target", default="digits:cnn")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=32, help="image side")
     parser.add_argument("--channels", type=int, default=1)
-    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
-    add_timing_args(parser, steps=100)
-    args = parser.parse_args()
-    threads = pin_threads(args.threads)
-    timings = measure(
-        args.target,
-        args.batch,
-        args.size,
-        args.channels,
-        args.steps,
-        args.repeats,
-        args.device,
-        tuple(args.steps_per_training_step),
-    )
-    what = f"{args.target}, batch {args.batch} x {args.channels} x {args.size}^2"
-    print(header(what, args.device, threads, args.steps, args.repeats))
-    print(timings.table())
 
+
+def measure(args: argparse.Namespace) -> Timings:
+    """Interleaved timings of the bare loop, the engine and the module's rows."""
+    device = args.device
+    model = build_classifier(args.target).freeze().to(device)
+    generator = torch.Generator().manual_seed(0)
+    shape = (args.batch, args.channels, args.size, args.size)
+    images = torch.rand(shape, generator=generator).to(device)
+    loops = {
+        "bare PyTorch": bare_loop(model, images, device),
+        "engine (UniversalPattern + PatternObjective)": engine_loop(model, images, device),
+    }
+    at = module_loop(args.target, images, device)
+    loops.update(module_loops(MODULE, at, args.steps_per_training_step, args.compiled))
+    return interleave(loops, args.steps, args.repeats)
+
+
+def what(args: argparse.Namespace) -> str:
+    """The header's description of the benchmark."""
+    return f"{args.target}, batch {args.batch} x {args.channels} x {args.size}^2"
+
+
+SCRIPT = SpeedScript(__doc__ or "", arguments, measure, what, steps=100, step_wise=True)
 
 if __name__ == "__main__":
-    main()
+    SCRIPT.main()

@@ -12,12 +12,14 @@ Loops: bare (hand-written torch calls on the classifier's own modules), engine
 (``inversion.layerwise.phase_loss`` + Adam, as ``train_stack`` runs it), module
 (``LayerwiseInversion`` under a Lightning Trainer, timed between consecutive
 ``on_train_batch_end`` calls, so data loading, logging and hooks are included), once
-per ``--steps-per-training-step`` K.
+per ``--steps-per-training-step`` K and once per ``--compiled`` K with ``compile=True``
+(the classifier's blocks and the inverse blocks compiled).
 
-Timed by ``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+Timed by ``benchmarks.timing`` (interleaved rounds, median and min-max; its
+``SpeedScript`` is the command line): one table per ``--phases``.
 
     python -m benchmarks.layerwise_speed --steps-per-block 4 --batch 32
-    python -m benchmarks.layerwise_speed --steps-per-training-step 1 4 16
+    python -m benchmarks.layerwise_speed --steps-per-training-step 1 4 16 --compiled 1
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import torch
 
 from benchmarks.timing import (
     Loop,
+    ModuleLoop,
+    SpeedScript,
     StepTimer,
+    Tables,
     Timings,
-    add_timing_args,
     fit_seconds_per_step,
-    header,
     interleave,
-    pin_threads,
+    module_loops,
     step_loop,
 )
 from inversion import build_classifier
@@ -129,44 +132,46 @@ def engine_loop(blocks, stack, images, phase: str, steps: int, device: str) -> L
     return step_loop(step, device)
 
 
-def module_loop(phase: str, batch: int, device: str, k: int) -> Loop:
+MODULE = "module (LayerwiseInversion + Trainer)"  # the prefix of the module's rows
+PHASES = ("blockwise", "resync")
+
+
+def module_loop(phase: str, batch: int, device: str) -> ModuleLoop:
     """The LightningModule, a fresh fit per round."""
 
-    def run(steps: int) -> float:
-        timer = StepTimer()
-        total = steps + (timer.warmup + 2) * k
-        if phase == "blockwise":
-            blockwise_steps, resync_steps = math.ceil(total / len(LAYERS)), 0
-        else:
-            blockwise_steps, resync_steps = 0, total
-        module = LayerwiseInversion(
-            classifier="digits:resnet",
-            layers=LAYERS,
-            export_path=None,
-            blockwise_steps=blockwise_steps,
-            resync_steps=resync_steps,
-            steps_per_training_step=k,
-        )
-        data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
-        return fit_seconds_per_step(module, device, timer, datamodule=data)
+    def at(k: int, compile: bool) -> Loop:
+        def run(steps: int) -> float:
+            timer = StepTimer()
+            total = steps + (timer.warmup + 2) * k
+            if phase == "blockwise":
+                blockwise_steps, resync_steps = math.ceil(total / len(LAYERS)), 0
+            else:
+                blockwise_steps, resync_steps = 0, total
+            module = LayerwiseInversion(
+                classifier="digits:resnet",
+                layers=LAYERS,
+                export_path=None,
+                blockwise_steps=blockwise_steps,
+                resync_steps=resync_steps,
+                steps_per_training_step=k,
+                compile=compile,
+            )
+            data = SyntheticImagesDataModule(source="smooth", batch_size=batch)
+            return fit_seconds_per_step(module, device, timer, datamodule=data)
 
-    return run
+        return run
+
+    return at
 
 
-def measure(
-    phase: str = "blockwise",
-    steps_per_block: int = 4,
-    batch: int = 32,
-    repeats: int = 5,
-    device: str = "cpu",
-    ks: tuple[int, ...] = (1,),
-) -> Timings:
-    """Interleaved timings of the bare loop, the engine and the module for one phase."""
+def measure_phase(phase: str, args: argparse.Namespace) -> Timings:
+    """Interleaved timings of the bare loop, the engine and the module's rows for one phase."""
+    device, steps_per_block = args.device, args.steps_per_block
     torch.manual_seed(0)
     model = build_classifier("digits:resnet").freeze().to(device)
     blocks = split_classifier(model, LAYERS, (1, 32, 32)).to(device)
     generator = torch.Generator().manual_seed(0)
-    images = noise_images("smooth", batch, 1, 32, generator).to(device)
+    images = noise_images("smooth", args.batch, 1, 32, generator).to(device)
     stack = InverterStack(blocks.shapes).to(device).train()
     loops = {
         "bare PyTorch": bare_loop(model, stack, images, phase, steps_per_block, device),
@@ -174,37 +179,36 @@ def measure(
             blocks, stack, images, phase, steps_per_block, device
         ),
     }
-    for k in ks:
-        loops[f"module (LayerwiseInversion + Trainer), K={k}"] = module_loop(
-            phase, batch, device, k
-        )
-    return interleave(loops, steps_per_block * len(LAYERS), repeats)
+    at = module_loop(phase, args.batch, device)
+    loops.update(module_loops(MODULE, at, args.steps_per_training_step, args.compiled))
+    return interleave(loops, steps_per_block * len(LAYERS), args.repeats)
 
 
-def main() -> None:
-    """Time the loops for both phases and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure(args: argparse.Namespace) -> Tables:
+    """One table per phase of ``--phases``."""
+    return {phase: measure_phase(phase, args) for phase in args.phases}
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options (the timed steps per round: steps per block x blocks)."""
     parser.add_argument("--steps-per-block", type=int, default=4, help="timed steps per block")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps-per-training-step", type=int, nargs="+", default=[1])
-    add_timing_args(parser, steps=None)  # steps per round: steps per block x blocks
-    args = parser.parse_args()
-    threads = pin_threads(args.threads)
-    steps = args.steps_per_block * len(LAYERS)
-    what = f"digits:resnet, {len(LAYERS)} blocks, batch {args.batch}"
-    print(header(what, args.device, threads, steps, args.repeats))
-    for phase in ("blockwise", "resync"):
-        timings = measure(
-            phase,
-            args.steps_per_block,
-            args.batch,
-            args.repeats,
-            args.device,
-            tuple(args.steps_per_training_step),
-        )
-        print(f"\n{phase}:\n")
-        print(timings.table())
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
 
+
+def what(args: argparse.Namespace) -> str:
+    """The header's description of the benchmark."""
+    return f"digits:resnet, {len(LAYERS)} blocks, batch {args.batch}"
+
+
+SCRIPT = SpeedScript(
+    __doc__ or "",
+    arguments,
+    measure,
+    what,
+    steps=lambda args: args.steps_per_block * len(LAYERS),
+    step_wise=True,
+)
 
 if __name__ == "__main__":
-    main()
+    SCRIPT.main()

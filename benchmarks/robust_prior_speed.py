@@ -6,7 +6,8 @@ floor is a bare PyTorch loop doing exactly that; our engine (``PGD`` + the updat
 ``RobustClassifierModule`` under a Lightning Trainer are timed against it on the same
 model and batch. ``use_best`` (the robustness library's default, and ours) costs one more
 forward pass per step; the row without it is the like-for-like comparison. Timed by
-``benchmarks.timing.interleave`` (interleaved rounds, median and min-max).
+``benchmarks.timing`` (interleaved rounds, median and min-max; its ``SpeedScript`` is the
+command line).
 
     python -m benchmarks.robust_prior_speed --model digits:cnn --batch 128 --pgd-steps 7
     python -m benchmarks.robust_prior_speed --model timm:resnet50 --size 224 --batch 64 \\
@@ -24,13 +25,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.timing import (
     Loop,
+    SpeedScript,
     StepTimer,
     Timings,
-    add_timing_args,
     fit_seconds_per_step,
-    header,
     interleave,
-    pin_threads,
     step_loop,
 )
 from inversion import build_classifier
@@ -147,9 +146,8 @@ def measure(args: argparse.Namespace) -> Timings:
     return interleave(loops, args.steps, args.repeats, warmup=2)
 
 
-def parser() -> argparse.ArgumentParser:
+def arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (their defaults are the README row's)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits:cnn")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--size", type=int, default=32)
@@ -159,22 +157,17 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--eps", type=float, default=1.0)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
-    add_timing_args(parser, steps=6)
-    return parser
 
 
-def main() -> None:
-    """Time the floor, the engine and the module; print the table."""
-    args = parser().parse_args()
-    threads = pin_threads(args.threads)
-    timings = measure(args)
-    what = (
+def what(args: argparse.Namespace) -> str:
+    """The header's description of the benchmark."""
+    return (
         f"{args.model}, batch {args.batch} x {args.channels} x {args.size}^2, PGD-{args.pgd_steps} "
         f"L2, {args.precision}, channels_last={args.channels_last}"
     )
-    print(header(what, args.device, threads, args.steps, args.repeats))
-    print(timings.table())
 
+
+SCRIPT = SpeedScript(__doc__ or "", arguments, measure, what, steps=6)
 
 if __name__ == "__main__":
-    main()
+    SCRIPT.main()

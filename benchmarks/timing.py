@@ -12,7 +12,13 @@ of those ratios. Threads are pinned (:func:`pin_threads`) and stated in the outp
 - :func:`time_steps` times a step function (bare loops and engines);
 - :class:`StepTimer` times consecutive training steps of a Lightning Trainer (modules);
 - :func:`fit_seconds_per_step` fits a module under a bare Trainer with a StepTimer;
-- :func:`interleave` runs the rounds; :class:`Timings` holds and formats the result.
+- :func:`interleave` runs the rounds; :class:`Timings` holds and formats the result;
+- :class:`SpeedScript` is the one ``main`` of every ``*_speed.py``: shared options
+  (steps, repeats, threads, device; for the step-wise modules the K values of
+  ``steps_per_training_step`` and those timed with ``compile``), the pinned threads, the
+  header line and the tables; a script defines its options, its loops and its title;
+- :func:`module_loops` names the rows of a step-wise module (one per K, eager and
+  compiled; :func:`module_row`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,9 @@ import lightning.pytorch as pl
 import torch
 
 Loop = Callable[[int], float]  # steps -> seconds per step
+ModuleLoop = Callable[[int, bool], Loop]  # (K, compile) -> a step-wise module's loop
+KS = (1, 4, 16)  # steps_per_training_step K of the step-wise modules' eager rows
+COMPILED_KS = (1, 16)  # ... and of their rows with compile=True
 
 
 def sync(device: str | torch.device) -> None:
@@ -205,3 +214,108 @@ def header(what: str, device: str, threads: int, steps: int, repeats: int) -> st
         f"{what}; device {device}, torch {torch.__version__}, {threads} threads, "
         f"{repeats} interleaved rounds of {steps} steps (ratio: median and min-max over rounds)"
     )
+
+
+def module_row(prefix: str, k: int, compiled: bool = False) -> str:
+    """The row name of a step-wise module at K (``steps_per_training_step``), maybe compiled."""
+    return f"{prefix}, K={k}" + (", compiled" if compiled else "")
+
+
+def module_loops(
+    prefix: str,
+    loop: ModuleLoop,
+    ks: Sequence[int] = KS,
+    compiled_ks: Sequence[int] = COMPILED_KS,
+) -> dict[str, Loop]:
+    """A step-wise module's loops: ``loop(k, compile)`` for every K, eager then compiled."""
+    loops = {module_row(prefix, k): loop(k, False) for k in ks}
+    loops.update({module_row(prefix, k, True): loop(k, True) for k in compiled_ks})
+    return loops
+
+
+Tables = dict[str, Timings]  # title ("" for a script's only table) -> timings
+
+
+@dataclass(frozen=True)
+class SpeedScript:
+    """One ``*_speed.py`` benchmark: the one ``main`` they share, around their own parts.
+
+    Args:
+        doc: The script's docstring (its first line describes the command).
+        arguments: Adds the script's own options to the parser.
+        measure: Times the loops for the parsed options (threads already pinned): one
+            :class:`Timings`, or several by title.
+        what: The benchmark in words, for the header line (model, batch, ...).
+        steps: The default of ``--steps`` (timed steps per round), or, for a script
+            whose own options set them, a function of the parsed options (no
+            ``--steps`` option).
+        step_wise: Add ``--steps-per-training-step`` (the K values of the module's
+            eager rows, default :data:`KS`) and ``--compiled`` (the K values timed with
+            ``compile=True``, default :data:`COMPILED_KS`; none with a bare
+            ``--compiled``).
+        repeats: The default of ``--repeats``.
+    """
+
+    doc: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    measure: Callable[[argparse.Namespace], Timings | Tables]
+    what: Callable[[argparse.Namespace], str]
+    steps: int | Callable[[argparse.Namespace], int]
+    step_wise: bool = False
+    repeats: int = 5
+
+    def parser(self) -> argparse.ArgumentParser:
+        """The script's options and the shared ones."""
+        parser = argparse.ArgumentParser(description=self.doc.strip().splitlines()[0])
+        self.arguments(parser)
+        fixed = self.steps if isinstance(self.steps, int) else None
+        add_timing_args(parser, steps=fixed, repeats=self.repeats)
+        if self.step_wise:
+            parser.add_argument(
+                "--steps-per-training-step",
+                type=int,
+                nargs="+",
+                default=list(KS),
+                metavar="K",
+                help="K values of the module's rows (optimisation steps per training step)",
+            )
+            parser.add_argument(
+                "--compiled",
+                type=int,
+                nargs="*",
+                default=list(COMPILED_KS),
+                metavar="K",
+                help="K values also timed with compile=True (none: a bare --compiled)",
+            )
+        return parser
+
+    def parse(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+        """Parse ``argv`` (default: the command line); K values must be at least 1."""
+        parser = self.parser()
+        args = parser.parse_args(argv)
+        ks = [*getattr(args, "steps_per_training_step", []), *getattr(args, "compiled", [])]
+        if any(k < 1 for k in ks):
+            parser.error(f"K (steps per training step) must be at least 1; got {min(ks)}")
+        return args
+
+    def timed_steps(self, args: argparse.Namespace) -> int:
+        """Timed steps per loop and round for the parsed options."""
+        return args.steps if isinstance(self.steps, int) else self.steps(args)
+
+    def tables(self, args: argparse.Namespace) -> Tables:
+        """Time the loops for the parsed options: the tables by title ("": the only one)."""
+        result = self.measure(args)
+        return result if isinstance(result, dict) else {"": result}
+
+    def main(self, argv: Sequence[str] | None = None) -> Tables:
+        """Parse, pin the threads, time the loops, print the header line and the tables."""
+        args = self.parse(argv)
+        threads = pin_threads(args.threads)
+        tables = self.tables(args)
+        steps = self.timed_steps(args)
+        print(header(self.what(args), args.device, threads, steps, args.repeats))
+        for title, timings in tables.items():
+            if title:
+                print(f"\n{title}:\n")
+            print(timings.table())
+        return tables

@@ -13,6 +13,7 @@ from inversion import seeds
 from inversion.class_inversion import ClassInverter, RecipeName, recipe_from
 from inversion.errors import InversionError
 from inversion.models import ImageClassifier, build_classifier
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
 from model_inversion.lightning_modules.lightning_internals import count_manual_optimizer_step
 from model_inversion.lightning_modules.strategies import refuse_wrapping_ddp
@@ -41,6 +42,11 @@ class ClassInversion(TargetTask):
         steps_per_training_step: Optimisation steps run in one Lightning training step
             (K): the Trainer's fixed per-step cost is paid once per K steps; the images
             are those of K = 1 (see ``BaseTask.group_steps``).
+        compile: ``torch.compile`` the classifier (and the student) in place before the
+            first step (``compiling.compile_in_place``; shapes may change between stages
+            and batches, so ``dynamic`` is left to torch). The images equal the eager
+            run's up to float reassociation; compiling costs seconds up front and pays
+            on long runs of large models (``benchmarks.class_inversion_speed``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -60,6 +66,7 @@ class ClassInversion(TargetTask):
         seed: int = 0,
         student: str | None = None,
         steps_per_training_step: int = 1,
+        compile: bool = False,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
@@ -105,6 +112,8 @@ class ClassInversion(TargetTask):
             seeds.generator(self.hparams.seed, self.global_rank),
             student=self.student,
         )
+        if self.hparams.compile:  # traced at the first step, the inverter's hooks too
+            compile_in_place([self.classifier, self.student], dynamic=None)
         super().setup(stage)
 
     @property

@@ -23,6 +23,7 @@ from inversion.errors import InversionError
 from inversion.models import ImageClassifier
 from inversion.schedules import warmup_cosine_scheduler
 from inversion.seeds import derive_seed
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
 
 MAX_PIXEL_SIZE = 64  # diversity's pixel distance is measured at most at 64 x 64
@@ -61,6 +62,11 @@ class ConditionedGeneratorInversion(TargetTask):
             schedule itself, so no gradient clipping or accumulation): the Trainer's
             fixed per-step cost is paid once per K steps; the weights are those of
             K = 1 (see ``BaseTask.group_steps``).
+        compile: ``torch.compile`` the generator and the classifier in place before the
+            first step (``compiling.compile_in_place``, fixed shapes; dropout draws as
+            in eager mode); the weights equal the eager run's up to float
+            reassociation. Compiling costs seconds up front and pays on long runs of
+            large models (``benchmarks.conditioned_generator_speed``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -97,6 +103,7 @@ class ConditionedGeneratorInversion(TargetTask):
         channels_last: bool = False,
         seed: int = 0,
         steps_per_training_step: int = 1,
+        compile: bool = False,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
@@ -147,6 +154,8 @@ class ConditionedGeneratorInversion(TargetTask):
         if self.hparams.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.classifier.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            compile_in_place([self.generator, self.classifier])
         super().setup(stage)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:  # noqa: D102

@@ -23,6 +23,7 @@ from inversion.dominant_patterns import (
 from inversion.metrics.names import unique_names
 from inversion.models import ImageClassifier, build_classifier
 from model_inversion.callbacks.loggers import log_image
+from model_inversion.compiling import compile_in_place
 from model_inversion.lightning_modules.base import TargetTask
 
 TARGET = "target"  # the attacked classifier among the scored ones
@@ -71,6 +72,10 @@ class DominantPatterns(TargetTask):
             (K, each on its own batch; K > 1 optimises manually, so no gradient
             clipping or accumulation): the Trainer's fixed per-step cost is paid once
             per K steps; the pattern is that of K = 1 (see ``BaseTask.group_steps``).
+        compile: ``torch.compile`` the attacked classifier in place before the first
+            step (``compiling.compile_in_place``, fixed shapes); the pattern equals the
+            eager run's up to float reassociation. Compiling costs seconds up front and
+            pays on long runs of large models (``benchmarks.dominant_patterns_speed``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -95,6 +100,7 @@ class DominantPatterns(TargetTask):
         channels_last: bool = False,
         pattern_from: str | None = None,
         steps_per_training_step: int = 1,
+        compile: bool = False,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
@@ -116,6 +122,12 @@ class DominantPatterns(TargetTask):
         self.pattern = UniversalPattern(hp.channels, hp.image_size, hp.eps, hp.clip, hp.canvas)
         if hp.pattern_from:
             self.pattern.load_from(hp.pattern_from)
+
+    def setup(self, stage: str) -> None:
+        """Compile the attacked classifier where ``compile`` asks for it."""
+        if self.hparams.compile:
+            compile_in_place([self.classifier])
+        super().setup(stage)
 
     def _frozen(self, model: ImageClassifier) -> ImageClassifier:
         model = model.freeze()

@@ -24,6 +24,7 @@ from inversion.layerwise import (
 from inversion.metrics.reconstruction import agreement, psnr
 from inversion.models import ImageClassifier
 from inversion.models.split import ClassifierBlocks, default_layers, split_classifier
+from model_inversion.compiling import compile_in_place
 from model_inversion.datamodules.layerwise import check_synthetic_training
 from model_inversion.lightning_modules.base import TargetTask
 from model_inversion.lightning_modules.strategies import require_unused_parameter_search
@@ -67,6 +68,14 @@ class LayerwiseInversion(TargetTask):
             ``max_width``, ``convs``, ``upsample``; see ``BlockOptions``).
         export_path: After training, write the inverter here with ``torch.export``
             (loads without this project); relative paths are inside the run's log dir.
+        steps_per_training_step: Optimisation steps run in one Lightning training step
+            (K, each on its own batch): the Trainer's fixed per-step cost is paid once
+            per K steps; the weights are those of K = 1 (see ``BaseTask.group_steps``).
+        compile: ``torch.compile`` the classifier's blocks and the inverse blocks in
+            place before the first step (``compiling.compile_in_place``, fixed shapes);
+            the weights equal the eager run's up to float reassociation. Compiling
+            costs seconds up front (each block, with and without gradients) and pays
+            on long runs of large models (``benchmarks.layerwise_speed``).
         **target: ``weights``, ``pretrained``, ``classifier_num_classes``,
             ``input_size`` of the classifier (see :class:`TargetTask`).
     """
@@ -90,6 +99,7 @@ class LayerwiseInversion(TargetTask):
         block: dict[str, Any] | None = None,
         export_path: str | None = "inverter.pt2",
         steps_per_training_step: int = 1,
+        compile: bool = False,
         **target: Any,
     ) -> None:
         super().__init__(classifier, **target)
@@ -133,6 +143,8 @@ class LayerwiseInversion(TargetTask):
                 "LayerwiseInversion",
                 "the blockwise phase trains one inverse block per step",
             )
+        if self.hparams.compile:
+            compile_in_place([self.blocks.prepare, *self.blocks.blocks, *self.inverter.blocks])
         super().setup(stage)
 
     def training_schedule(self) -> int:
