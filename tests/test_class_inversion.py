@@ -147,6 +147,28 @@ def test_module_produces_every_target_once_and_returns_them():
     )
 
 
+def test_each_setup_leaves_one_set_of_batch_norm_hooks():
+    """fit, validate and test each build an inverter; the old one's hooks go with it."""
+    module = ClassInversion(
+        classifier="digits:cnn", recipe="deepinversion",
+        options={"steps_per_stage": 2, "low_res_steps": 2, "warmup_steps": 0, "flip": False},
+        image_size=32, channels=1, seed=1,
+    )  # fmt: skip
+    data = ClassTargetsDataModule(num_classes=10, classes=[1, 2], batch_size=2)
+    trainer = quiet_trainer(devices=1)
+    trainer.fit(module, datamodule=data)
+
+    def hooks() -> int:
+        norms = [m for m in module.classifier.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        return sum(len(m._forward_hooks) for m in norms)
+
+    after_fit = hooks()
+    assert after_fit > 0
+    trainer.validate(module, datamodule=data)
+    trainer.test(module, datamodule=data)
+    assert hooks() == after_fit
+
+
 def test_module_checkpoint_resumes_where_it_stopped(tmp_path):
     def data():
         return ClassTargetsDataModule(num_classes=10, classes=[0, 6, 9], batch_size=2)

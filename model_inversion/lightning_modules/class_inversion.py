@@ -104,6 +104,8 @@ class ClassInversion(TargetTask):
         refuse_wrapping_ddp(self.trainer.strategy, "class inversion")
         if len(self.produced) != num_targets:
             self._make_buffers(num_targets, self.hparams.image_size)
+        if self.inverter is not None and self.inverter.bn_stats is not None:
+            self.inverter.bn_stats.remove()  # the new inverter hooks the classifier again
         self.inverter = ClassInverter(
             self.classifier,
             self.recipe,

@@ -51,9 +51,29 @@ class ConditionedGeneratorInversion(TargetTask):
 
     Args:
         classifier: Target classifier spec (frozen; not saved in checkpoints).
-        image_size ... warmup_steps: The fields of
-            ``inversion.conditioned_generator.GeneratorRecipe``, documented there; their
-            defaults are the recipe's.
+        image_size: Side of the generated images (s x 2^n with s in 4..7: 32, 224, ...).
+        channels: Channels of the generated images.
+        latent_dim: Size of the latent z.
+        conditioning: ``onehot`` (baseline), ``vector`` (soft), ``matrix`` (hot matrix) or
+            ``vector_matrix``.
+        width: Channels of the generator's last stage (they double per stage inwards).
+        max_width: Largest channel count of the generator.
+        dropout: Dropout rate after every hidden layer of the generator.
+        dropout_at_sampling: Keep dropout on when sampling (validation, test, predict).
+        soft_scale: Inverse temperature of the soft conditioning vector.
+        matrix_size: Side of the hot matrix (default K, or ceil(sqrt(K)) above 32 classes).
+        kl_weight: Weight of KL(conditioning vector || softmax(logits)) (alpha).
+        ce_weight: Weight of the cross-entropy with the label (beta).
+        cosine_weight: Weight of the mean pairwise feature cosine (gamma).
+        cosine_pairs: ``all`` pairs of a batch (the paper) or ``same_class`` pairs.
+        orthogonality_weight: Weight of the feature Gram-to-identity penalty.
+        tv_weight: Weight of the L2 total-variation prior.
+        l2_weight: Weight of the image L2-norm prior.
+        feature_layer: Classifier layer of the feature terms and of ``feature_cosine``.
+        lr: Adam learning rate (linear warm-up, then cosine decay to 0 over the run).
+        betas: Adam betas.
+        weight_decay: Adam weight decay.
+        warmup_steps: Steps of linear learning-rate warm-up.
         channels_last: Run generator and classifier in channels-last memory format.
         seed: Seed of the generator's initialisation and of the dropout masks of
             validation/test samples.
