@@ -31,9 +31,13 @@ from inversion.errors import InversionError
 from inversion.robust_prior.defaults import default_step_size
 
 EvalAttack = Literal["pgd", "autoattack"]
+"""The evaluation attacks: PGD (built in) or the standard AutoAttack (an optional extra)."""
 EVAL_ATTACKS: tuple[str, ...] = get_args(EvalAttack)
-EVAL_STEPS = 20  # PGD steps of the robust evaluation (PGD-20)
+"""The names of :data:`EvalAttack`, for messages and checks."""
+EVAL_STEPS = 20
+"""PGD steps of the robust evaluation (PGD-20)."""
 AUTOATTACK_INSTALL = 'pip install "model-inversion[autoattack]"'
+"""The command that installs the AutoAttack extra (named in the error when it is missing)."""
 AUTOATTACK_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version
 AUTOATTACK_NORMS = {"l2": "L2", "linf": "Linf"}
 
