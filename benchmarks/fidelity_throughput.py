@@ -12,9 +12,6 @@ counts. Without ``--inception-weights`` a randomly initialised weights file is m
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ import torch
 from PIL import Image
 
 from benchmarks.inception_weights import make_random_inception_weights
+from benchmarks.peers import ours_fidelity
 
 
 def write_folder(folder: Path, count: int, size: int, seed: int) -> None:
@@ -36,27 +34,9 @@ def write_folder(folder: Path, count: int, size: int, seed: int) -> None:
 
 
 def time_ours(fake: Path, real: Path, weights: str, batch_size: int, device: str) -> float:
-    """Seconds for IS + FID of ``fake`` against ``real`` through evaluate.py's path."""
-    from model_inversion import evaluate
-
-    os.environ["INVERSION_CACHE"] = tempfile.mkdtemp()  # cold: no cached reference
-    args = [
-        "folder",
-        str(fake),
-        "--reference",
-        str(real),
-        "--inception-weights",
-        weights,
-        "--batch-size",
-        str(batch_size),
-        "--device",
-        device,
-        "--out",
-        tempfile.mkdtemp(),
-    ]
+    """Seconds for IS + FID of ``fake`` against ``real`` through evaluate.py's path (cold)."""
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # evaluate.py prints its table
-        evaluate.main(args)
+    ours_fidelity(fake, real, weights, batch_size, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start

@@ -274,7 +274,7 @@ def cold_cache() -> Iterator[None]:
 
 def ours_fidelity(fake: Path, real: Path, weights: str, batch_size: int, device: str) -> dict:
     """IS, FID and KID of ``fake`` against ``real`` through ``evaluate.py folder``."""
-    import evaluate
+    from model_inversion import evaluate
 
     with cold_cache(), tempfile.TemporaryDirectory() as out:
         # evaluate.py prints its table and progress bars
@@ -339,7 +339,7 @@ def fidelity_rows(
     # imported before the clock runs
     import torch_fidelity  # noqa: F401
 
-    import evaluate  # noqa: F401
+    from model_inversion import evaluate  # noqa: F401
 
     results, seconds = time_together(
         {
