@@ -133,6 +133,26 @@ def invert(
     }
 
 
+def cell_fields(
+    target: str, recipe_name: str, options: dict[str, Any], seed: int, per_class: int
+) -> dict[str, Any]:
+    """The fields a cell's cached inversion is keyed by (:func:`cached_inversion`)."""
+    return {"target": target, "recipe": recipe_name, "options": options, "seed": seed,
+            "per_class": per_class, "budget": BUDGET}  # fmt: skip
+
+
+def cached_inversion(
+    target: str, recipe_name: str, options: dict[str, Any], seed: int, per_class: int
+) -> dict[str, torch.Tensor]:
+    """:func:`invert`'s result, computed once per cell and seed and kept in the table cache."""
+    return cached_tensors(
+        "class_inversion",
+        cell_fields(target, recipe_name, options, seed, per_class),
+        lambda: invert(target, recipe_name, options, seed, per_class),
+        SOURCES,
+    )
+
+
 def run(
     target: str,
     recipe_name: str,
@@ -141,14 +161,7 @@ def run(
     per_class: int = IMAGES_PER_CLASS,
 ) -> dict[str, float]:
     """One cell at one seed: the (cached) inversion scored by the verifiers and IS/FID."""
-    fields = {"target": target, "recipe": recipe_name, "options": options, "seed": seed,
-              "per_class": per_class, "budget": BUDGET}  # fmt: skip
-    made = cached_tensors(
-        "class_inversion",
-        fields,
-        lambda: invert(target, recipe_name, options, seed, per_class),
-        SOURCES,
-    )
+    made = cached_inversion(target, recipe_name, options, seed, per_class)
     scorer = ImageScorer(verifiers=[v for v in ZOO if v != target], feature="digits:resnet")
     scorer.set_reference("digits:train", progress=False)
     scorer.update(made["images"], made["labels"])
@@ -285,14 +298,6 @@ def main_recipes() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def cell_fields(
-    target: str, recipe_name: str, options: dict[str, Any], seed: int, per_class: int
-) -> dict[str, Any]:
-    """The fields :func:`run` keys its cached inversion by."""
-    return {"target": target, "recipe": recipe_name, "options": options, "seed": seed,
-            "per_class": per_class, "budget": BUDGET}  # fmt: skip
-
-
 def cell_images(
     target: str, recipe_name: str, options: dict[str, Any], seed: int = SEEDS[0]
 ) -> torch.Tensor:
@@ -301,13 +306,7 @@ def cell_images(
     ``options`` include the learning rate (as :func:`cell` passes them); the inversion is
     read from the table's cache, and computed only where it is missing.
     """
-    fields = cell_fields(target, recipe_name, options, seed, IMAGES_PER_CLASS)
-    made = cached_tensors(
-        "class_inversion",
-        fields,
-        lambda: invert(target, recipe_name, options, seed, IMAGES_PER_CLASS),
-        SOURCES,
-    )
+    made = cached_inversion(target, recipe_name, options, seed, IMAGES_PER_CLASS)
     images, labels = made["images"], made["labels"]
     return torch.stack([images[labels == c][0] for c in range(10)])
 
