@@ -72,6 +72,17 @@ def cell_key(table: str, fields: dict[str, Any], sources: Iterable[str] = ()) ->
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def zoo_keys(specs: Iterable[str]) -> dict[str, str]:
+    """The zoo recipe key of each ``digits:`` model a cell uses, for the cell's fields.
+
+    A cell keyed by them is recomputed when a zoo model is retrained from another recipe
+    (cached results of the old weights are never scored against the new ones).
+    """
+    from inversion.models.zoo import ZOO
+
+    return {spec: ZOO[spec.removeprefix("digits:")].key() for spec in specs}
+
+
 def cached_cell(
     table: str,
     fields: dict[str, Any],

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from benchmarks.cells import cached_tensors
-from benchmarks.intervals import Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, Recipe, recipe_from
@@ -43,7 +43,6 @@ from inversion.metrics.scorer import ImageScorer
 
 ZOO = ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"]
 TARGETS = ["digits:cnn", "digits:vit", "digits:mlp"]
-SEEDS = (0, 1, 2)
 TUNING_SEED = 100  # the learning-rate sweep's seed: never a table cell
 IMAGES_PER_CLASS = 10
 TUNING_IMAGES_PER_CLASS = 3

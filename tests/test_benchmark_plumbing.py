@@ -116,3 +116,18 @@ def test_tensors_are_cached_too(repo):
     second = cells.cached_tensors("t", {"seed": 0}, compute, ["pkg"])
     assert len(calls) == 1 and torch.equal(first["images"], second["images"])
     assert set(second) == {"images"}
+
+
+def test_zoo_keys_change_with_the_zoo_recipe(monkeypatch):
+    import dataclasses
+
+    from benchmarks.cells import zoo_keys
+    from inversion.models import zoo
+
+    before = zoo_keys(["digits:cnn", "digits:cnn-robust"])
+    assert before["digits:cnn"] != before["digits:cnn-robust"]
+    retrained = dict(zoo.ZOO, cnn=dataclasses.replace(zoo.ZOO["cnn"], seed=99))
+    monkeypatch.setattr(zoo, "ZOO", retrained)
+    after = zoo_keys(["digits:cnn", "digits:cnn-robust"])
+    assert after["digits:cnn"] != before["digits:cnn"]
+    assert after["digits:cnn-robust"] == before["digits:cnn-robust"]
