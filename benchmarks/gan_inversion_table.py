@@ -204,7 +204,7 @@ def score(encoder: ConvEncoder) -> tuple[dict[str, float], dict[str, torch.Tenso
     return means, {**shown, "real": real[:8], "projected": projected[:8]}
 
 
-def run(recipe: EncoderRecipe, seed: int) -> dict[str, float]:
+def run(recipe: EncoderRecipe = EncoderRecipe(), seed: int = SEEDS[0]) -> dict[str, float]:
     """One cell at one seed: the (cached) encoder's metrics and its training seconds."""
     encoder, seconds = trained_encoder(recipe, seed)
     return {**score(encoder)[0], "seconds": seconds}
