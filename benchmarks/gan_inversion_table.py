@@ -101,6 +101,7 @@ COMPARISONS = [
     ("latent_mse", "latent only", "latent + 10 × cycle"),
     ("latent_mse", "latent only", "latent + 1 × cycle"),
     ("latent_mse", DEFAULT, "cycle only"),
+    ("latent_mse", "latent only", "cycle only"),
     ("psnr_repaired", DEFAULT, "latent only"),
     ("psnr_repaired", "latent + 10 × cycle", "latent only"),
     ("psnr_repaired", "latent + 1 × cycle", "latent only"),

