@@ -16,8 +16,9 @@ with, the same for every cell, so differences between rows are paired over seeds
 "A beats B" is made only where the interval of the paired difference excludes zero
 (:func:`claims`). Trained encoders are cached per recipe and seed (``<cache>/tables``,
 :func:`benchmarks.cells.cached_tensors`), keyed by the generator's recipe and weights, and
-rescored on each run (scoring takes about a second). Each encoder trains on one thread
-(it is faster than two on 2 cores and does not depend on the thread count).
+rescored on each run (about 10 s for the table). Each encoder trains on one thread: on 2
+shared cores two threads were several times slower than one, and one thread keeps the
+result independent of the machine's thread count. A cold rebuild takes about 4 minutes.
 
     python -m benchmarks.gan_inversion_table            # prints the table and its claims
     python -m benchmarks.update_readme gan_inversion    # writes them into docs/layerwise.md
