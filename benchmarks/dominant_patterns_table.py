@@ -1,39 +1,47 @@
-"""The dominant-patterns tables of the embedded digits benchmark (README), and its figure.
+"""The dominant-patterns tables of the embedded digits benchmark, their claims and figures.
 
 Every pattern is one 1 x 32 x 32 perturbation within L-inf eps, optimised for EPOCHS
 epochs of batches of 32 (Adam lr 1e-2, weight decay 1e-5, x + p clipped to [0, 1]) on
 proxy images whose labels are never read: the digits train split (1,257 images) or as
 many batches of Gaussian noise; GD-UAP sees no data at all. Scores are on the digits test
 split (360 images): fooling rate (prediction changed vs the clean prediction), dominance
-(prediction(x + p) = prediction(p)), clean and perturbed accuracy. A random-sign pattern
-(+-eps everywhere) is the control. Patterns are cached in ``$INVERSION_CACHE/patterns/``
-(keyed by their recipe and the zoo model's), so the slow tests and this script share them;
-the time column is the optimisation's wall time when it ran.
+(prediction(x + p) = prediction(p)) and perturbed accuracy. A random-sign pattern
+(+-eps everywhere) is the control.
+
+Every cell is a mean over the seeds of :data:`benchmarks.intervals.SEEDS` with its 95%
+interval. The seed is the method's own randomness: the order of the proxy batches, the
+draw of the noise images and of the random signs (every pattern starts at zero, as in the
+method, so GD-UAP, which sees no data, finds the same pattern at every seed). A claim "A
+beats B" is made only where the interval of the paired difference (same seeds) excludes
+zero (:func:`claims`). Patterns are cached per recipe and seed in the table cache
+(``<cache>/tables/dominant_patterns/``, :func:`benchmarks.cells.cached_tensors`), so the
+tables build up over runs and the slow tests score the same patterns.
 
     python -m benchmarks.dominant_patterns_table              # prints the tables
-    python -m benchmarks.update_readme dominant_patterns      # writes them into README.md
+    python -m benchmarks.update_readme dominant_patterns      # writes them into the docs
     python -m benchmarks.dominant_patterns_table --figures    # figures(): labelled figures
 
-``--figures`` writes (``docs/images/``, from the same cached patterns and scores as the
-tables) the fooling rate of each method on the target against eps
+``--figures`` writes (``docs/images/``, from the same cached patterns as the tables) the
+fooling rate of each method on the target against eps with its intervals
 (``dominant_patterns_fooling_eps.png``) and the transfer of the dominant pattern between
-the digits models as a heat map (``dominant_patterns_transfer.png``).
+the digits models, mean over the seeds, as a heat map (``dominant_patterns_transfer.png``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.utils import make_grid, save_image
 
+from benchmarks.cells import cached_tensors, zoo_keys
+from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
@@ -44,36 +52,48 @@ from inversion.dominant_patterns import (
     find_pattern,
     random_pattern,
     score_pattern,
-    transfer_matrix,
 )
 from inversion.dominant_patterns.downstream import downstream_accuracy, downstream_classifier
-from inversion.models.zoo import ZOO
-from inversion.paths import cache_dir, cached_torch_file
+from inversion.models import ImageClassifier
 
-FORMAT = 1
+TABLE = "dominant_patterns"
+SOURCES = ["inversion/dominant_patterns", "inversion/data/digits.py", "inversion/data/noise.py"]
 TARGET = "digits:cnn"
 MODELS = ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"]
 EPSILONS = (10, 16, 32)  # in 8-bit levels: eps = value / 255 (10: the paper's)
 MAIN_EPS = 16
 EPOCHS = 5
 BATCH = 32
+LR = 1e-2
+WEIGHT_DECAY = 1e-5
 NOISE_IMAGES = 1280  # 40 batches an epoch, like the 1,257 digits train images
-METHODS = {  # name in the tables: (objective, proxy)
-    "dominant pattern": ("dominant", "digits"),
-    "SGD-UAP": ("sgd_uap", "digits"),
-    "cosine UAP": ("cosine_uap", "digits"),
-    "dominant pattern, noise proxy": ("dominant", "noise"),
-    "SGD-UAP, noise proxy": ("sgd_uap", "noise"),
-    "cosine UAP, noise proxy": ("cosine_uap", "noise"),
-    "GD-UAP (data-free)": ("gd_uap", "none"),
+CONTROL = "random signs"
+METHODS = {  # name in the tables and claims: (objective, proxy)
+    "dominant pattern on digits": ("dominant", "digits"),
+    "SGD-UAP on digits": ("sgd_uap", "digits"),
+    "cosine UAP on digits": ("cosine_uap", "digits"),
+    "dominant pattern on noise": ("dominant", "noise"),
+    "SGD-UAP on noise": ("sgd_uap", "noise"),
+    "cosine UAP on noise": ("cosine_uap", "noise"),
+    "GD-UAP without data": ("gd_uap", "none"),
 }
+# The methods also run at the other eps (the budget of a cold rebuild: the label-free
+# baselines on noise, which fool nothing at eps 16, run at MAIN_EPS only).
+EVERY_EPS = [
+    "dominant pattern on digits",
+    "SGD-UAP on digits",
+    "cosine UAP on digits",
+    "dominant pattern on noise",
+    "GD-UAP without data",
+]
+TASKS = ("parity", "at_least_5")
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "dominant_patterns_digits.png"
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 @dataclasses.dataclass(frozen=True)
 class PatternRecipe:
-    """Everything that decides a pattern (every field enters the cache key)."""
+    """Everything that decides a pattern besides the module constants (see :meth:`fields`)."""
 
     target: str = TARGET
     objective: str = "dominant"
@@ -82,23 +102,30 @@ class PatternRecipe:
     layer: str = "logits"
     clip: bool = True
     epochs: int = EPOCHS
-    seed: int = 0
+    seed: int = SEEDS[0]
 
-    def key(self) -> str:
-        """Short hash of the recipe, the format and the target's zoo recipe."""
-        zoo_key = ZOO[self.target.removeprefix("digits:")].key()
-        fields = {"format": FORMAT, "zoo": zoo_key, **dataclasses.asdict(self)}
-        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    def fields(self) -> dict[str, Any]:
+        """The fields of the pattern's cell: the recipe, the optimiser, the proxy's size and
+        the zoo recipe of the target (a retrained zoo model gets new patterns)."""
+        return {
+            **dataclasses.asdict(self),
+            "batch": BATCH,
+            "lr": LR,
+            "weight_decay": WEIGHT_DECAY,
+            "noise_images": NOISE_IMAGES,
+            "zoo": zoo_keys([self.target]),
+        }
 
 
 @lru_cache(maxsize=4)
-def model(spec: str):
+def model(spec: str) -> ImageClassifier:
     """A frozen digits classifier (cached per process)."""
     return build_classifier(spec).freeze()
 
 
 def proxy_loader(proxy: str, seed: int) -> DataLoader:
-    """Shuffled batches of proxy images (digits train split or noise), labels dropped."""
+    """Batches of proxy images (digits train split or noise) shuffled by ``seed``, labels
+    dropped; the noise images are drawn with ``seed`` too."""
     if proxy == "noise":
         images = noise_images("gaussian", NOISE_IMAGES, 1, 32, torch.Generator().manual_seed(seed))
     else:  # "none" (data-free) only uses the batches to count its steps
@@ -107,8 +134,8 @@ def proxy_loader(proxy: str, seed: int) -> DataLoader:
     return DataLoader(TensorDataset(images), batch_size=BATCH, shuffle=True, generator=generator)
 
 
-def optimise(recipe: PatternRecipe) -> tuple[UniversalPattern, float]:
-    """Find the pattern of ``recipe``; returns it and the seconds it took."""
+def optimise(recipe: PatternRecipe) -> dict[str, torch.Tensor]:
+    """Find the pattern of ``recipe``: the pattern tensor and the seconds it took."""
     torch.manual_seed(recipe.seed)
     start = time.perf_counter()
     pattern = find_pattern(
@@ -118,179 +145,309 @@ def optimise(recipe: PatternRecipe) -> tuple[UniversalPattern, float]:
         eps=recipe.eps / 255,
         clip=recipe.clip,
         epochs=recipe.epochs,
+        lr=LR,
+        weight_decay=WEIGHT_DECAY,
         progress=True,
     )
-    return pattern, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return {"pattern": pattern.pattern.detach().cpu(), "seconds": torch.tensor(seconds)}
 
 
-def pattern_for(recipe: PatternRecipe) -> tuple[UniversalPattern, float]:
-    """The pattern of ``recipe`` from the cache, optimised on first use."""
-    path = cache_dir() / "patterns" / f"{recipe.target.replace(':', '-')}-{recipe.key()}.pt"
-
-    def build() -> dict:
-        pattern, seconds = optimise(recipe)
-        saved = {"pattern": pattern.pattern.detach().cpu(), "seconds": seconds}
-        return {**saved, "recipe": dataclasses.asdict(recipe)}
-
-    saved = cached_torch_file(path, build)
+def pattern_for(recipe: PatternRecipe) -> UniversalPattern:
+    """The pattern of ``recipe``, optimised once per recipe and seed (the table cache)."""
+    saved = cached_tensors(TABLE, recipe.fields(), lambda: optimise(recipe), SOURCES)
     pattern = UniversalPattern(1, 32, recipe.eps / 255, recipe.clip).requires_grad_(False)
     pattern.pattern.copy_(saved["pattern"])
-    return pattern, float(saved["seconds"])
+    return pattern
 
 
-def control(eps: int) -> UniversalPattern:
-    """The random-sign control pattern at ``eps`` / 255."""
-    return random_pattern(1, 32, eps / 255, generator=torch.Generator().manual_seed(0))
+def control(eps: int, seed: int = SEEDS[0]) -> UniversalPattern:
+    """The random-sign control pattern at ``eps`` / 255, drawn with ``seed``."""
+    return random_pattern(1, 32, eps / 255, generator=torch.Generator().manual_seed(seed))
+
+
+def method_pattern(name: str, eps: int, seed: int) -> UniversalPattern:
+    """The pattern of a method of :data:`METHODS` (or the control) of the target."""
+    if name == CONTROL:
+        return control(eps, seed)
+    objective, proxy = METHODS[name]
+    return pattern_for(PatternRecipe(objective=objective, proxy=proxy, eps=eps, seed=seed))
+
+
+_SCORES: dict[tuple[str, float, bool, bytes], dict[str, float]] = {}
+
+
+def scores(spec: str, pattern: UniversalPattern) -> dict[str, float]:
+    """:func:`score_pattern` of ``pattern`` on ``spec`` and the digits test split (with its
+    labels), computed once per process (the tables score a pattern on a model repeatedly)."""
+    key = (spec, pattern.eps, pattern.clip, pattern.pattern.detach().numpy().tobytes())
+    if key not in _SCORES:
+        images, labels = load_digits_split("test")
+        _SCORES[key] = score_pattern(model(spec), pattern, images, labels)
+    return _SCORES[key]
 
 
 def run(recipe: PatternRecipe) -> dict[str, float]:
     """Scores of the pattern of ``recipe`` on its target and the digits test split."""
-    pattern, seconds = pattern_for(recipe)
-    images, labels = load_digits_split("test")
-    return {**score_pattern(model(recipe.target), pattern, images, labels), "time": seconds}
+    return scores(recipe.target, pattern_for(recipe))
 
 
-def _row(cells: list[str], scores: dict[str, float]) -> str:
-    numbers = [f"{scores[k]:.3f}" for k in ("fooling_rate", "dominance")]
-    numbers += [f"{scores[k]:.3f}" for k in ("clean_acc", "perturbed_acc")]
-    time_cell = f"{scores['time']:.0f}" if "time" in scores else "-"
-    return "| " + " | ".join([*cells, *numbers, time_cell]) + " |"
+@dataclasses.dataclass
+class Cell:
+    """One row: a pattern's scores at each seed of :data:`SEEDS` (in seed order)."""
+
+    name: str
+    runs: list[dict[str, float]]
+
+    def values(self, metric: str) -> list[float]:
+        """The metric at each seed."""
+        return [run[metric] for run in self.runs]
+
+    def estimate(self, metric: str) -> Estimate:
+        """Mean and interval of a metric over the seeds."""
+        return estimate(self.values(metric))
 
 
-def main_table() -> str:
-    """Methods x proxies x eps on the target."""
-    rows = [
-        "| eps | method | proxy data | fooling rate | dominance | clean acc | perturbed acc "
-        "| time (s) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
-    ]
-    images, labels = load_digits_split("test")
+SCORES = [("fooling_rate", "fooling rate"), ("dominance", "dominance"),
+          ("perturbed_acc", "perturbed acc")]  # fmt: skip
+
+
+def _row(cells: list[str], cell: Cell) -> str:
+    numbers = [cell.estimate(metric).format(3) for metric, _ in SCORES]
+    return "| " + " | ".join([*cells, *numbers]) + " |"
+
+
+def _header(*columns: str) -> list[str]:
+    titles = [*columns, *(title for _, title in SCORES)]
+    aligns = ["---"] * len(columns) + ["---:"] * len(SCORES)
+    return ["| " + " | ".join(titles) + " |", "|" + "|".join(aligns) + "|"]
+
+
+def method_cells(eps: int) -> dict[str, Cell]:
+    """The control and the methods run at ``eps`` (all of them at :data:`MAIN_EPS`)."""
+    names = [CONTROL, *(METHODS if eps == MAIN_EPS else EVERY_EPS)]
+    return {
+        name: Cell(name, [scores(TARGET, method_pattern(name, eps, seed)) for seed in SEEDS])
+        for name in names
+    }
+
+
+def main_table(cells: dict[int, dict[str, Cell]]) -> str:
+    """Methods x eps on the target (``cells``: :func:`method_cells` by eps)."""
+    rows = _header("eps", "method")
     for eps in EPSILONS:
-        scores = score_pattern(model(TARGET), control(eps), images, labels)
-        rows.append(_row([f"{eps}/255", "random signs (control)", "-"], scores))
-        for name, (objective, proxy) in METHODS.items():
-            recipe = PatternRecipe(objective=objective, proxy=proxy, eps=eps)
-            label = {"digits": "digits train", "noise": "noise", "none": "none"}[proxy]
-            rows.append(_row([f"{eps}/255", name.split(",")[0], label], run(recipe)))
-            print(rows[-1], flush=True)
+        rows += [_row([f"{eps}/255", name], cell) for name, cell in cells[eps].items()]
     return "\n".join(rows)
 
 
-def _matrix(title: str, patterns: dict[str, UniversalPattern]) -> list[str]:
-    images = load_digits_split("test")[0]
-    matrix = transfer_matrix(patterns, {spec: model(spec) for spec in MODELS}, images)
+def ablation_table() -> str:
+    """The reported settings of the dominant pattern (and SGD-UAP) at MAIN_EPS."""
+    rows = _header("method", "setting")
+    variants: list[tuple[str, str, dict[str, Any]]] = [
+        ("dominant pattern", "f = logits, x + p clipped (as above)", {}),
+        ("dominant pattern", "x + p not clipped", {"clip": False}),
+        ("dominant pattern", "f = penultimate features", {"layer": "penultimate"}),
+        ("SGD-UAP", "x + p not clipped", {"objective": "sgd_uap", "clip": False}),
+    ]
+    for name, setting, options in variants:
+        runs = [run(PatternRecipe(**options, seed=seed)) for seed in SEEDS]
+        rows.append(_row([name, setting], Cell(name, runs)))
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def transfer_cells(patterns: dict[str, list[UniversalPattern]]) -> dict[str, dict[str, Cell]]:
+    """Fooling rates of each pattern (one per seed) on each model: ``{pattern: {model: cell}}``."""
+    return {
+        name: {spec: Cell(name, [scores(spec, p) for p in seeds]) for spec in MODELS}
+        for name, seeds in patterns.items()
+    }
+
+
+def _matrix(title: str, cells: dict[str, dict[str, Cell]]) -> list[str]:
     rows = [
         f"| {title} | " + " | ".join(f"on `{spec}`" for spec in MODELS) + " |",
         "|---|" + "---:|" * len(MODELS),
     ]
-    for source, values in matrix.items():
-        rows.append(f"| {source} | " + " | ".join(f"{values[s]:.3f}" for s in MODELS) + " |")
+    for source, by_model in cells.items():
+        numbers = [by_model[spec].estimate("fooling_rate").format(3) for spec in MODELS]
+        rows.append(f"| {source} | " + " | ".join(numbers) + " |")
     return rows
 
 
-def _target_patterns() -> dict[str, UniversalPattern]:
-    """The control and every method's pattern of the target at MAIN_EPS."""
-    patterns = {"random signs (control)": control(MAIN_EPS)}
-    for name, (objective, proxy) in METHODS.items():
-        patterns[name] = pattern_for(PatternRecipe(objective=objective, proxy=proxy))[0]
-    return patterns
+def dominant_on_each_model() -> dict[str, list[UniversalPattern]]:
+    """The dominant pattern (digits proxy, MAIN_EPS) found on each model, one per seed."""
+    return {
+        f"`{spec}`": [pattern_for(PatternRecipe(target=spec, seed=seed)) for seed in SEEDS]
+        for spec in MODELS
+    }
+
+
+def target_patterns() -> dict[str, list[UniversalPattern]]:
+    """The control and every method's pattern of the target at MAIN_EPS, one per seed."""
+    return {
+        name: [method_pattern(name, MAIN_EPS, seed) for seed in SEEDS]
+        for name in [CONTROL, *METHODS]
+    }
 
 
 def transfer_tables() -> str:
     """Fooling rates of patterns found on one model, applied to every model."""
-    dominant = {f"`{spec}`": pattern_for(PatternRecipe(target=spec))[0] for spec in MODELS}
     return "\n".join(
-        _matrix("dominant pattern found on", dominant)
+        _matrix("dominant pattern found on", transfer_cells(dominant_on_each_model()))
         + ["", f"Every method's `{TARGET}` pattern on every model:", ""]
-        + _matrix(f"pattern found on `{TARGET}`", _target_patterns())
+        + _matrix(f"pattern found on `{TARGET}`", transfer_cells(target_patterns()))
     )
 
 
-def downstream_table(tasks: tuple[str, ...] = ("parity", "at_least_5")) -> str:
+def downstream_cells() -> tuple[dict[str, Estimate], dict[str, dict[str, Cell]]]:
+    """Each head's clean accuracy, and each pattern's fooling rates on the target and on
+    each head (``{column: {pattern: cell}}``); at seed ``s`` the head is trained with
+    seed ``s`` and attacked with the patterns of seed ``s``."""
+    images = load_digits_split("test")[0]
+    patterns = target_patterns()
+    columns = [f"`{TARGET}` (10 classes)", *(f"+ {task} head" for task in TASKS)]
+    clean: dict[str, list[float]] = {column: [] for column in columns}
+    fooling: dict[str, dict[str, list[dict[str, float]]]] = {
+        column: {name: [] for name in patterns} for column in columns
+    }
+    for index, seed in enumerate(SEEDS):
+        attacked = [model(TARGET), *(downstream_classifier(TARGET, t, seed=seed) for t in TASKS)]
+        clean[columns[0]].append(scores(TARGET, control(MAIN_EPS, seed))["clean_acc"])
+        for task, head in zip(TASKS, attacked[1:], strict=True):
+            clean[f"+ {task} head"].append(downstream_accuracy(head, task))
+        for column, classifier in zip(columns, attacked, strict=True):
+            for name, seeds in patterns.items():
+                if classifier is attacked[0]:
+                    fooling[column][name].append(scores(TARGET, seeds[index]))
+                else:
+                    fooling[column][name].append(score_pattern(classifier, seeds[index], images))
+    cells = {
+        column: {name: Cell(name, runs) for name, runs in by_name.items()}
+        for column, by_name in fooling.items()
+    }
+    return {column: estimate(values) for column, values in clean.items()}, cells
+
+
+def downstream_table(clean: dict[str, Estimate], cells: dict[str, dict[str, Cell]]) -> str:
     """Patterns of the 10-class model against heads fine-tuned on other tasks."""
-    images, digits = load_digits_split("test")
-    heads = {task: downstream_classifier(TARGET, task) for task in tasks}
-    columns = [f"`{TARGET}` (10 classes)"] + [f"+ {task} head" for task in tasks]
-    clean = [score_pattern(model(TARGET), control(MAIN_EPS), images, digits)["clean_acc"]]
-    clean += [downstream_accuracy(head, task) for task, head in heads.items()]
+    columns = list(cells)
     rows = [
         "| fooling rate of the pattern | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
-        "| (clean accuracy on the task) | " + " | ".join(f"{v:.3f}" for v in clean) + " |",
+        "| (clean accuracy on the task) | "
+        + " | ".join(clean[c].format(3) for c in columns)
+        + " |",
     ]
-    for name, pattern in _target_patterns().items():
-        attacked = [model(TARGET), *heads.values()]
-        fooling = [score_pattern(m, pattern, images)["fooling_rate"] for m in attacked]
-        rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in fooling) + " |")
+    for name in cells[columns[0]]:
+        numbers = [cells[c][name].estimate("fooling_rate").format(3) for c in columns]
+        rows.append(f"| {name} | " + " | ".join(numbers) + " |")
     return "\n".join(rows)
 
 
-def figure(path: Path = FIGURE, count: int = 8) -> Path:
-    """One row per pattern of the target at MAIN_EPS (the control first): the pattern
-    amplified (p / (2 eps) + 0.5), then ``count`` perturbed test digits."""
+COMPARISONS = [  # (metric, A, B): the claims of the table at MAIN_EPS
+    ("fooling_rate", "dominant pattern on digits", CONTROL),
+    ("fooling_rate", "SGD-UAP on digits", CONTROL),
+    ("fooling_rate", "cosine UAP on digits", CONTROL),
+    ("fooling_rate", "dominant pattern on digits", "SGD-UAP on digits"),
+    ("fooling_rate", "dominant pattern on digits", "cosine UAP on digits"),
+    ("fooling_rate", "SGD-UAP on digits", "cosine UAP on digits"),
+    ("dominance", "dominant pattern on digits", "SGD-UAP on digits"),
+    ("dominance", "dominant pattern on digits", "cosine UAP on digits"),
+    ("dominance", "dominant pattern on digits", CONTROL),
+    ("fooling_rate", "dominant pattern on noise", CONTROL),
+    ("fooling_rate", "dominant pattern on noise", "SGD-UAP on noise"),
+    ("fooling_rate", "dominant pattern on noise", "cosine UAP on noise"),
+    ("fooling_rate", "dominant pattern on noise", "GD-UAP without data"),
+    ("fooling_rate", "GD-UAP without data", CONTROL),
+    ("fooling_rate", "dominant pattern on digits", "dominant pattern on noise"),
+    ("fooling_rate", "SGD-UAP on digits", "SGD-UAP on noise"),
+    ("fooling_rate", "cosine UAP on digits", "cosine UAP on noise"),
+]
+METRIC_NAMES = {"fooling_rate": "fooling rate", "dominance": "dominance"}
+
+
+def _claim(where: str, metric: str, a: Cell, b: Cell) -> str:
+    diff = paired_difference(a.values(metric), b.values(metric))
+    return (
+        f"- {where}, {METRIC_NAMES[metric]}: {verdict(a.name, b.name, diff)} "
+        f"({a.name} minus {b.name}: {diff.format(3)})"
+    )
+
+
+def claims(
+    cells: dict[str, Cell], downstream: dict[str, dict[str, Cell]] | None = None
+) -> list[str]:
+    """What the paired intervals allow at MAIN_EPS: the methods against each other and the
+    control on `TARGET` (``cells``: :func:`method_cells` at MAIN_EPS), and the patterns
+    found on digits against the control on each downstream head (:func:`downstream_cells`)."""
+    where = f"`{TARGET}` at eps {MAIN_EPS}/255"
+    lines = [_claim(where, metric, cells[a], cells[b]) for metric, a, b in COMPARISONS]
+    for column, by_name in list((downstream or {}).items())[1:]:  # the heads
+        for name in ("dominant pattern on digits", "SGD-UAP on digits", "cosine UAP on digits"):
+            lines.append(
+                _claim(
+                    f"{column} at eps {MAIN_EPS}/255",
+                    "fooling_rate",
+                    by_name[name],
+                    by_name[CONTROL],
+                )  # fmt: skip
+            )
+    return lines
+
+
+def figure(path: Path | None = None, count: int = 8) -> Path:
+    """One row per pattern of the target at MAIN_EPS and seed 0 (the control first): the
+    pattern amplified (p / (2 eps) + 0.5), then ``count`` perturbed test digits; written
+    to ``path`` (default :data:`FIGURE`)."""
+    path = FIGURE if path is None else path
     images = load_digits_split("test")[0][::45][:count]
     cells = []
-    for pattern in _target_patterns().values():
-        cells += [pattern.picture()[0], *pattern(images)]
+    for seeds in target_patterns().values():
+        cells += [seeds[0].picture()[0], *seeds[0](images)]
     grid = make_grid(torch.stack(cells), nrow=count + 1, padding=2, pad_value=1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(torch.nn.functional.interpolate(grid[None], scale_factor=2)[0], path)
     return path
 
 
-def ablation_table() -> str:
-    """The reported settings of the dominant pattern (and SGD-UAP) at MAIN_EPS."""
-    rows = [
-        "| method | setting | fooling rate | dominance | clean acc | perturbed acc | time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    variants = [
-        ("dominant pattern", "f = logits, x + p clipped (as above)", PatternRecipe()),
-        ("dominant pattern", "x + p not clipped", PatternRecipe(clip=False)),
-        ("dominant pattern", "f = penultimate features", PatternRecipe(layer="penultimate")),
-        ("SGD-UAP", "x + p not clipped", PatternRecipe(objective="sgd_uap", clip=False)),
-    ]
-    for name, setting, recipe in variants:
-        rows.append(_row([name, setting], run(recipe)))
-        print(rows[-1], flush=True)
-    return "\n".join(rows)
-
-
 def tables() -> str:
-    """Every table and the figure, as the README shows them."""
-    main, ablation = main_table(), ablation_table()
-    transfer, downstream = transfer_tables(), downstream_table()
+    """Every table, the claims and the figure, as the docs show them."""
+    cells = {eps: method_cells(eps) for eps in EPSILONS}
+    main = main_table(cells)
+    print(main, flush=True)
+    ablation, transfer = ablation_table(), transfer_tables()
+    clean, downstream = downstream_cells()
     picture = os.path.relpath(figure(), FIGURE.parents[1])
-    rows = "; ".join(_target_patterns())
+    rows = "; ".join(target_patterns())
     return (
-        f"{main}\n\nSettings at eps {MAIN_EPS}/255 (digits train proxy):\n\n{ablation}\n\n"
+        f"{main}\n\nWhat the intervals allow (paired over the {len(SEEDS)} seeds):\n\n"
+        + "\n".join(claims(cells[MAIN_EPS], downstream))
+        + f"\n\nSettings at eps {MAIN_EPS}/255 (digits train proxy):\n\n{ablation}\n\n"
         f"Transfer at eps {MAIN_EPS}/255 (fooling rate on the digits test split; the diagonal "
         f"is the white-box attack):\n\n{transfer}\n\n"
         f"Downstream at eps {MAIN_EPS}/255: the frozen `{TARGET}` backbone with a new head "
-        "fine-tuned on another labelling of the digits, attacked with the patterns found on "
-        f"the 10-class model:\n\n{downstream}\n\n"
+        "fine-tuned on another labelling of the digits (one head per seed), attacked with "
+        f"the patterns found on the 10-class model:\n\n"
+        f"{downstream_table(clean, downstream)}\n\n"
         f"![patterns and perturbed digits]({picture})\n\n"
-        f"The patterns of `{TARGET}` at eps {MAIN_EPS}/255, one per row ({rows}): first the "
-        "pattern amplified to be seen (p / (2 eps) + 0.5), then perturbed test digits."
+        f"The patterns of `{TARGET}` at eps {MAIN_EPS}/255 and seed {SEEDS[0]}, one per row "
+        f"({rows}): first the pattern amplified to be seen (p / (2 eps) + 0.5), then "
+        "perturbed test digits."
     )
 
 
 def fooling_figure(folder: Path = FIGURES) -> Path:
-    """Fooling rate on the target against eps, one line per method (the main table's)."""
+    """Fooling rate on the target against eps with its intervals, one line per method run
+    at every eps."""
     from benchmarks.figures import curves
 
-    images, labels = load_digits_split("test")
-    series = {
-        "random signs (control)": [
-            score_pattern(model(TARGET), control(eps), images, labels)["fooling_rate"]
-            for eps in EPSILONS
-        ]
-    }
-    for name, (objective, proxy) in METHODS.items():
-        series[name] = [
-            run(PatternRecipe(objective=objective, proxy=proxy, eps=eps))["fooling_rate"]
-            for eps in EPSILONS
-        ]
+    cells = {eps: method_cells(eps) for eps in EPSILONS}
+    series, errors = {}, {}
+    for name in [CONTROL, *EVERY_EPS]:
+        estimates = [cells[eps][name].estimate("fooling_rate") for eps in EPSILONS]
+        series[name] = [e.mean for e in estimates]
+        errors[name] = [(e.low, e.high) for e in estimates]
     path = folder / "dominant_patterns_fooling_eps.png"
     curves(
         list(EPSILONS),
@@ -298,26 +455,25 @@ def fooling_figure(folder: Path = FIGURES) -> Path:
         "L-inf eps (/255)",
         f"fooling rate on {TARGET} (digits test split)",
         path,
-        title="Universal patterns of the digits CNN: fooling rate against eps",
+        errors=errors,
+        title=f"Universal patterns of the digits CNN (mean and 95% interval, {len(SEEDS)} seeds)",
     )
     return path
 
 
 def transfer_figure(folder: Path = FIGURES) -> Path:
-    """The dominant pattern found on each model applied to each model (the transfer table's)."""
+    """The dominant pattern found on each model applied to each model (mean over seeds)."""
     from benchmarks.figures import heatmap
 
-    dominant = {spec: pattern_for(PatternRecipe(target=spec))[0] for spec in MODELS}
-    images = load_digits_split("test")[0]
-    matrix = transfer_matrix(dominant, {spec: model(spec) for spec in MODELS}, images)
+    cells = transfer_cells(dominant_on_each_model())
     path = folder / "dominant_patterns_transfer.png"
     heatmap(
-        [[matrix[source][target] for target in MODELS] for source in MODELS],
+        [[cells[f"`{s}`"][t].estimate("fooling_rate").mean for t in MODELS] for s in MODELS],
         [f"found on {spec}" for spec in MODELS],
         [f"on {spec}" for spec in MODELS],
         path,
         "fooling rate",
-        title=f"Transfer of the dominant pattern (eps {MAIN_EPS}/255)",
+        title=f"Transfer of the dominant pattern (eps {MAIN_EPS}/255, mean of {len(SEEDS)} seeds)",
     )
     return path
 

@@ -1,0 +1,66 @@
+"""The dominant-patterns table's plumbing: patterns cached per recipe and seed, and the
+seed reaching the proxy data, the noise draws and the control (tiny settings)."""
+
+import pytest
+import torch
+
+from benchmarks import cells
+from benchmarks import dominant_patterns_table as table
+
+
+def test_the_seed_and_the_zoo_recipe_key_a_pattern():
+    recipe = table.PatternRecipe()
+    fields = recipe.fields()
+    assert fields["zoo"] == cells.zoo_keys([table.TARGET])
+    other_seed = table.PatternRecipe(seed=1).fields()
+    assert cells.cell_key(table.TABLE, fields) != cells.cell_key(table.TABLE, other_seed)
+
+
+def test_the_seed_changes_the_noise_and_the_order_of_the_batches(monkeypatch):
+    monkeypatch.setattr(table, "NOISE_IMAGES", 64)
+    first = [b[0] for b in table.proxy_loader("noise", 0)]
+    again = [b[0] for b in table.proxy_loader("noise", 0)]
+    other = [b[0] for b in table.proxy_loader("noise", 1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], other[0])
+    digits = [next(iter(table.proxy_loader("digits", seed)))[0] for seed in (0, 1)]
+    assert not torch.equal(digits[0], digits[1])
+
+
+def test_the_control_is_drawn_with_the_seed():
+    a, b = table.control(16, 0).pattern, table.control(16, 1).pattern
+    assert not torch.equal(a, b)
+    assert torch.allclose(a.abs(), torch.full_like(a, 16 / 255))
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    table.model(table.TARGET)  # the zoo model, from the user's cache, before moving it
+    monkeypatch.setenv("INVERSION_CACHE", str(tmp_path))
+    monkeypatch.setattr(table, "NOISE_IMAGES", 64)  # 2 batches
+    return tmp_path / "tables" / table.TABLE
+
+
+def test_a_pattern_is_optimised_once_per_recipe_and_seed(tiny, monkeypatch):
+    recipes = [table.PatternRecipe(proxy="noise", epochs=1, seed=seed) for seed in (0, 1)]
+    patterns = [table.pattern_for(recipe).pattern for recipe in recipes]
+    assert len(list(tiny.glob("*.pt"))) == 2
+    assert not torch.equal(patterns[0], patterns[1])
+    assert all(p.abs().max() <= 16 / 255 + 1e-7 for p in patterns)
+    monkeypatch.setattr(table, "optimise", lambda recipe: pytest.fail("not cached"))
+    assert torch.equal(table.pattern_for(recipes[0]).pattern, patterns[0])
+
+
+def test_claims_say_only_what_the_paired_intervals_allow():
+    def cell(name, fooling, dominance=0.1):
+        runs = [{"fooling_rate": f, "dominance": dominance} for f in fooling]
+        return table.Cell(name, runs)
+
+    names = [table.CONTROL, *table.METHODS]
+    clear = {name: cell(name, [0.1, 0.11, 0.12]) for name in names}
+    clear["dominant pattern on digits"] = cell("dominant pattern on digits", [0.5, 0.52, 0.55])
+    lines = table.claims(clear)
+    assert len(lines) == len(table.COMPARISONS)
+    assert any("dominant pattern on digits beats random signs" in line for line in lines)
+    assert any("no difference found between SGD-UAP on digits and random signs" in line
+               for line in lines)  # fmt: skip
