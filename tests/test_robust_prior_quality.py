@@ -5,7 +5,8 @@ They read the same cached cells as the robust-prior tables of docs/robust_prior.
 the seed variants of the two CNNs trained on first use) and check that the page states
 exactly the claims the paired intervals over seeds allow, and that those include the
 paper's: adversarial training buys robustness, and a robust model's representations invert
-to recognisable digits.
+to recognisable digits. On a clean cache they compute the whole table (the four seed
+variants trained included): about 9 minutes on 2 cores.
 """
 
 import pytest
@@ -59,7 +60,14 @@ def test_adversarial_training_buys_robustness_at_a_small_clean_cost(cells, claim
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_robust_representations_invert_to_recognisable_digits(claimed, layer):
-    """The paper's claim, where the intervals over seeds allow it."""
+    """The paper's claim, where the intervals over seeds allow it.
+
+    The verifiers recognise the robust model's inversions more often at both layers; at
+    ``stage3``, which keeps positions, they are also closer to the originals (PSNR, SSIM).
+    At the pooled penultimate layer one of the three robust seeds inverts to blurs, and
+    PSNR and SSIM are "no difference found".
+    """
     wins = f"{NAMES['robust']} beats {NAMES['standard']}"
-    for metric in ("verifier top-1", "SSIM", "PSNR"):
+    metrics = ("verifier top-1", "SSIM", "PSNR") if layer == "stage3" else ("verifier top-1",)
+    for metric in metrics:
         assert f"- `{layer}` inversions, {metric}: {wins}" in claimed
