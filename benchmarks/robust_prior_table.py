@@ -1,39 +1,56 @@
-"""The robust-prior tables of the embedded digits benchmark (README), and its figures.
+"""The robust-prior tables of the embedded digits benchmark (docs), their claims and figures.
+
+Every cell is a mean over the 3 seeds of ``benchmarks.intervals.SEEDS`` with its 95%
+interval. The seed is the models' training seed: seed 0 is the zoo's ``digits:cnn`` and
+``digits:cnn-robust`` themselves, seeds 1 and 2 the same recipes trained from other seeds
+(``inversion.models.zoo.zoo_variant``, trained by the zoo's loop on first use and cached
+by their recipe key). The inversion's own randomness follows the seed too: which test
+digits are inverted and the gray seeds it starts from (the same for both models at one
+seed, so the comparison is paired).
 
 1. Robustness: clean and PGD-20 (L2, best iterate, no random start) test accuracy of the
-   standard ``digits:cnn`` and the adversarially trained ``digits:cnn-robust`` (the same
-   architecture) at several eps.
-2. Representation inversion of held-out test digits (10 per class) from gray seeds with
-   each model, of the penultimate representation (the paper's R: 128 globally pooled
-   features) and of the last convolutional stage (``stage3``: 128 x 8 x 8, which keeps
-   positions): PSNR and SSIM to the originals, top-1 of the original digit under the
-   independent verifiers (``digits:resnet``, ``digits:vit``, ``digits:mlp``), and how
-   often the model itself gives the inversion its original's class.
-3. Figures (``docs/images/``): originals above their inversions by each model and layer,
-   and the visualised top feature of one digit per class for each model.
+   standard and the adversarially trained CNN (the same architecture) at several eps.
+2. Representation inversion of held-out test digits (:data:`PER_CLASS` per class) from
+   gray seeds with each model, of the penultimate representation (the paper's R: 128
+   globally pooled features) and of the last convolutional stage (``stage3``: 128 x 8 x 8,
+   which keeps positions): PSNR and SSIM to the originals, top-1 of the original digit
+   under the independent verifiers (``digits:resnet``, ``digits:vit``, ``digits:mlp``),
+   and how often the model itself gives the inversion its original's class.
+3. Claims (:func:`claims`): robust against standard on each accuracy and each inversion
+   metric, "A beats B" only where the interval of the paired difference excludes zero.
+
+Accuracies and inversions are cached per model, setting and seed (``<cache>/tables/
+robust_prior``; the inversions as images, so a change of the metrics only rescores).
 
     python -m benchmarks.robust_prior_table              # prints the tables, writes figures
-    python -m benchmarks.update_readme robust_prior      # writes them into README.md
+    python -m benchmarks.update_readme robust_prior      # writes them into the docs
     python -m benchmarks.robust_prior_table --figures    # figures(): the labelled figures
 
-``--figures`` writes, with titled rows and columns: the accuracy of both models against eps
-(``robust_accuracy_eps.png``, the robustness table's numbers), feature manipulation
-(``robust_manipulation.png``) and interpolation (``robust_interpolation.png``).
+The tables also write ``robust_inversion.png`` (the cached seed-0 inversions) and
+``robust_features.png``. ``--figures`` writes, with titled rows and columns: the accuracy of
+both models against eps (``robust_accuracy_eps.png``, the robustness table's means and
+intervals), feature manipulation (``robust_manipulation.png``) and interpolation
+(``robust_interpolation.png``) by the zoo's models (seed 0).
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
 
+from benchmarks.cells import cached_cell, cached_tensors
+from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
 from inversion.metrics.reconstruction import agreement
 from inversion.metrics.scorer import ImageScorer
+from inversion.models import ImageClassifier
+from inversion.models.zoo import load_zoo_model, zoo_variant
 from inversion.robust_prior import (
     DEFAULT_ALPHAS,
     TOOL_DEFAULTS,
@@ -50,119 +67,226 @@ from inversion.robust_prior import (
     visualize_features,
 )
 
+TABLE = "robust_prior"  # the folder of its cells in the table cache
 MODELS = {"standard": "digits:cnn", "robust": "digits:cnn-robust"}
 LAYERS = ("penultimate", "stage3")
 VERIFIERS = ["digits:resnet", "digits:vit", "digits:mlp"]
-EVAL_EPS = (0.25, 0.5, 1.0, 1.5, 2.0)
+EVAL_EPS = (0.25, 0.5, 1.0, 2.0)  # 1.5 cut for the budget: 1 and 2 bracket it
 EVAL_STEPS = 20
-PER_CLASS = 10
+PER_CLASS = 5  # test digits inverted per class and seed (10 per class did not fit the budget)
+SOURCES = ["inversion/robust_prior", "inversion/attacks.py", "inversion/data/digits.py"]
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images"
+ACCURACIES = [
+    ("clean_acc", "clean"),
+    *((robust_acc_key(e), f"PGD-{EVAL_STEPS} ε={e:g}") for e in EVAL_EPS),
+]
+INVERSION_METRICS = [
+    ("psnr", "PSNR (dB)", 2),
+    ("ssim", "SSIM", 3),
+    ("top1_verifiers", "verifier top-1", 3),
+    ("agree_verifiers", "verifier agreement", 3),
+    ("agree_target", "agreement (model)", 3),
+    ("repr_distance", "final distance", 3),
+]
+# the inversion metrics the claims compare, by the name the claims give them
+CLAIMED = {"psnr": "PSNR", "ssim": "SSIM", "top1_verifiers": "verifier top-1"}
+NAMES = {"standard": "the standard CNN", "robust": "the robust CNN"}
 
 
-def robust_accuracies(
-    spec: str, eps: tuple[float, ...] = EVAL_EPS, steps: int = EVAL_STEPS
-) -> list[float]:
-    """Clean, then L2 PGD test accuracy of ``spec`` at each eps (one clean pass)."""
-    model = build_classifier(spec).freeze()
+def seeded_model(spec: str, seed: int) -> ImageClassifier:
+    """The zoo model ``spec`` trained from ``seed`` (0: the zoo's own), frozen."""
+    name = spec.removeprefix("digits:")
+    return load_zoo_model(name, zoo_variant(name, seed)).freeze()
+
+
+def model_fields(spec: str, seed: int) -> dict[str, Any]:
+    """What identifies the model of a cell: its spec, seed and recipe key."""
+    name = spec.removeprefix("digits:")
+    return {"model": spec, "seed": seed, "zoo_key": zoo_variant(name, seed).key()}
+
+
+def robust_accuracies(spec: str, seed: int = 0) -> dict[str, float]:
+    """Clean and L2 PGD test accuracy of ``spec`` at each eps (a cached cell).
+
+    Keys ``clean_acc`` and ``robust_acc@<eps>`` (:func:`inversion.robust_prior.robust_acc_key`).
+    """
     images, labels = load_digits_split("test")
-    results = accuracy_over_eps(model, images, labels, eps, steps=steps)
-    return [results["clean_acc"], *(results[robust_acc_key(e)] for e in eps)]
+    fields = {"kind": "robustness", **model_fields(spec, seed), "eps": list(EVAL_EPS),
+              "steps": EVAL_STEPS}  # fmt: skip
+    return cached_cell(
+        TABLE,
+        fields,
+        lambda: accuracy_over_eps(
+            seeded_model(spec, seed), images, labels, EVAL_EPS, steps=EVAL_STEPS
+        ),
+        SOURCES,
+    )
 
 
-def robust_accuracy(spec: str, eps: float, steps: int = EVAL_STEPS) -> float:
-    """Test accuracy of ``spec`` under L2 PGD at one eps (0 eps: clean accuracy)."""
-    return robust_accuracies(spec, (eps,), steps)[1]
-
-
-def robustness_table() -> str:
-    """Clean and PGD-20 accuracy of both models at each eps."""
-    header = " | ".join(f"PGD-{EVAL_STEPS} ε={eps:g}" for eps in EVAL_EPS)
-    rows = [
-        f"| model | clean | {header} |",
-        "|---|---:|" + "---:|" * len(EVAL_EPS),
-    ]
-    for name, spec in MODELS.items():
-        values = robust_accuracies(spec)
-        rows.append(f"| `{spec}` ({name}) | " + " | ".join(f"{v:.3f}" for v in values) + " |")
-        print(rows[-1], flush=True)
-    return "\n".join(rows)
-
-
-def held_out_digits(per_class: int = PER_CLASS) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``per_class`` test digits of each class."""
+def held_out_digits(per_class: int = PER_CLASS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` test digits of each class drawn with ``seed``, in class order."""
     images, labels = load_digits_split("test")
-    index = torch.cat([torch.nonzero(labels == c)[:per_class, 0] for c in range(10)])
-    return images[index], labels[index]
+    generator = torch.Generator().manual_seed(seed)
+    index = []
+    for c in range(10):
+        members = torch.nonzero(labels == c)[:, 0]
+        index.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    chosen = torch.cat(index)
+    return images[chosen], labels[chosen]
 
 
-def invert(
-    spec: str, images: torch.Tensor, layer: str, seed: int = 0
-) -> tuple[torch.Tensor, float]:
-    """Inversions of ``images``' representations by ``spec`` (tool defaults), and seconds."""
-    model = build_classifier(spec).freeze()
+def invert(spec: str, layer: str, seed: int) -> dict[str, torch.Tensor]:
+    """Inversions of the held-out digits of ``seed`` by ``spec`` at ``seed`` (tool defaults).
+
+    Returns the inversions (``images``), their ``originals`` and ``labels``.
+    """
+    model = seeded_model(spec, seed)
+    originals, labels = held_out_digits(PER_CLASS, seed)
     step_size, steps = TOOL_DEFAULTS["invert"]
-    seeds = gray_seeds(images.shape, torch.Generator().manual_seed(seed))
-    start = time.perf_counter()
-    targets = representation(model, images, layer)
+    seeds = gray_seeds(originals.shape, torch.Generator().manual_seed(seed))
+    targets = representation(model, originals, layer)
     inverted = invert_representation(model, targets, seeds, tool_attack(step_size, steps), layer)
-    return inverted, time.perf_counter() - start
+    return {"images": inverted, "originals": originals, "labels": labels}
+
+
+def cached_inversion(spec: str, layer: str, seed: int) -> dict[str, torch.Tensor]:
+    """:func:`invert`'s result, computed once per model, layer and seed (the table cache)."""
+    step_size, steps = TOOL_DEFAULTS["invert"]
+    fields = {"kind": "inversion", **model_fields(spec, seed), "layer": layer,
+              "per_class": PER_CLASS, "step_size": step_size, "steps": steps}  # fmt: skip
+    return cached_tensors(TABLE, fields, lambda: invert(spec, layer, seed), SOURCES)
 
 
 def inversion_metrics(spec: str, layer: str, seed: int = 0) -> dict[str, float]:
-    """Score the inversions of held-out digits by ``spec`` at ``layer``."""
-    images, labels = held_out_digits()
-    inverted, seconds = invert(spec, images, layer, seed)
-    model = build_classifier(spec).freeze()
+    """Score the (cached) inversions of held-out digits by ``spec`` at ``layer`` and ``seed``."""
+    made = cached_inversion(spec, layer, seed)
+    images, originals = made["images"], made["originals"]
+    model = seeded_model(spec, seed)
     scorer = ImageScorer(verifiers=VERIFIERS, feature=None)
-    scorer.update(inverted, labels, originals=images)
+    scorer.update(images, made["labels"], originals=originals)
     results = scorer.compute()
-    results["agree_target"] = agreement(model, inverted, images).mean().item()
-    targets = representation(model, images, layer)
-    distance = representation_distance(model, inverted, targets, layer)
-    results["repr_distance"] = distance.mean().item()
-    results["time"] = seconds
+    results["agree_target"] = agreement(model, images, originals).mean().item()
+    targets = representation(model, originals, layer)
+    results["repr_distance"] = representation_distance(model, images, targets, layer).mean().item()
     return results
 
 
-def inversion_row(layer: str, name: str, spec: str, m: dict[str, float]) -> str:
-    """One Markdown row of the inversion table."""
-    return (
-        f"| `{layer}` | `{spec}` ({name}) | {m['images']:.0f} | {m['psnr']:.2f} | "
-        f"{m['ssim']:.3f} | {m['top1_verifiers']:.3f} | {m['agree_verifiers']:.3f} | "
-        f"{m['agree_target']:.3f} | {m['repr_distance']:.3f} | {m['time']:.0f} |"
-    )
+@dataclasses.dataclass
+class Cell:
+    """One row: a model (at one layer, for the inversions), its metrics at each seed."""
+
+    name: str  # a key of MODELS
+    layer: str | None  # None for the robustness rows
+    runs: list[dict[str, float]]
+
+    def values(self, metric: str) -> list[float]:
+        """The metric at each seed (in seed order)."""
+        return [run[metric] for run in self.runs]
+
+    def estimate(self, metric: str) -> Estimate:
+        """Mean and interval of a metric over the seeds."""
+        return estimate(self.values(metric))
 
 
-def inversion_table() -> str:
-    """Inversion quality of both models."""
-    step_size, steps = TOOL_DEFAULTS["invert"]
-    rows = [
-        "| layer | model | images | PSNR (dB) | SSIM | verifier top-1 | verifier agreement "
-        "| agreement (model) | final distance | time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+def robustness_cells() -> list[Cell]:
+    """Both models' accuracies at every seed."""
+    return [
+        Cell(name, None, [robust_accuracies(spec, seed) for seed in SEEDS])
+        for name, spec in MODELS.items()
     ]
-    for layer in LAYERS:
-        for name, spec in MODELS.items():
-            rows.append(inversion_row(layer, name, spec, inversion_metrics(spec, layer)))
-            print(rows[-1], flush=True)
-    note = (
-        f"\n\nInversion: L2 PGD on ||R(x) - R(x_t)|| / ||R(x_t)|| from gray seeds "
-        f"(0.5 + N(0, 1)/20), step {step_size}, {steps} steps, best iterate. The digits CNN "
-        "pools its last stage globally, so its penultimate features keep no positions."
+
+
+def inversion_cells() -> list[Cell]:
+    """Both models' inversion metrics at each layer and every seed."""
+    return [
+        Cell(name, layer, [inversion_metrics(spec, layer, seed) for seed in SEEDS])
+        for layer in LAYERS
+        for name, spec in MODELS.items()
+    ]
+
+
+def robustness_table(cells: list[Cell]) -> str:
+    """Clean and PGD-20 accuracy of both models at each eps."""
+    rows = [
+        "| model | " + " | ".join(title for _, title in ACCURACIES) + " |",
+        "|---|" + "---:|" * len(ACCURACIES),
+    ]
+    for cell in cells:
+        values = " | ".join(cell.estimate(key).format(3) for key, _ in ACCURACIES)
+        rows.append(f"| `{MODELS[cell.name]}` ({cell.name}) | {values} |")
+    return "\n".join(rows)
+
+
+def inversion_table(cells: list[Cell]) -> str:
+    """Inversion quality of both models at each layer."""
+    rows = [
+        "| layer | model | " + " | ".join(title for _, title, _ in INVERSION_METRICS) + " |",
+        "|---|---|" + "---:|" * len(INVERSION_METRICS),
+    ]
+    for cell in cells:
+        values = " | ".join(
+            cell.estimate(key).format(digits) for key, _, digits in INVERSION_METRICS
+        )
+        rows.append(f"| `{cell.layer}` | `{MODELS[cell.name]}` ({cell.name}) | {values} |")
+    return "\n".join(rows)
+
+
+def _verdict_line(subject: str, robust: list[float], standard: list[float], digits: int) -> str:
+    difference = paired_difference(robust, standard)
+    return (
+        f"- {subject}: {verdict(NAMES['robust'], NAMES['standard'], difference)} "
+        f"(robust minus standard: {difference.format(digits)})"
     )
-    return "\n".join(rows) + note
+
+
+def claims(robustness: list[Cell], inversion: list[Cell]) -> list[str]:
+    """Robust against standard on each accuracy and inversion metric, as the intervals allow."""
+    by_name = {cell.name: cell for cell in robustness}
+    lines = [
+        _verdict_line(
+            f"{title} accuracy",
+            by_name["robust"].values(key),
+            by_name["standard"].values(key),
+            3,
+        )
+        for key, title in ACCURACIES
+    ]
+    digits = {key: places for key, _, places in INVERSION_METRICS}
+    for layer in LAYERS:
+        mine = {cell.name: cell for cell in inversion if cell.layer == layer}
+        for key, title in CLAIMED.items():
+            lines.append(
+                _verdict_line(
+                    f"`{layer}` inversions, {title}",
+                    mine["robust"].values(key),
+                    mine["standard"].values(key),
+                    digits[key],
+                )
+            )
+    return lines
 
 
 def write_figures(folder: Path = FIGURES, upscale: int = 3) -> list[Path]:
-    """Two PNGs: inversions (originals, then standard / robust per layer) and features."""
+    """Two PNGs of seed 0: inversions (originals, then standard / robust per layer), features.
+
+    The inversions are the table's cached ones (the first digit of each class).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    images, labels = held_out_digits(1)  # one digit per class
-    rows = [images]
-    for layer in LAYERS:
-        rows += [invert(spec, images, layer)[0] for spec in MODELS.values()]
+
+    def first_of_each_class(made: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+        return torch.stack([made[key][made["labels"] == c][0] for c in range(10)])
+
+    seed = SEEDS[0]
+    made = {
+        (spec, layer): cached_inversion(spec, layer, seed)
+        for layer in LAYERS
+        for spec in MODELS.values()
+    }
+    images = first_of_each_class(made[(MODELS["standard"], LAYERS[0])], "originals")
+    rows = [images, *(first_of_each_class(m, "images") for m in made.values())]
     visual_rows = []
     for spec in MODELS.values():
-        model = build_classifier(spec).freeze()
+        model = seeded_model(spec, seed)
         step_size, steps = TOOL_DEFAULTS["visualize"]
         seeds = gray_seeds(images.shape, torch.Generator().manual_seed(1))
         features = top_features(model, images)
@@ -180,18 +304,45 @@ def write_figures(folder: Path = FIGURES, upscale: int = 3) -> list[Path]:
 
 
 def tables() -> str:
-    """Both tables, as the README shows them (and the figures, written to docs/images)."""
-    figures = write_figures()
-    print("wrote", *figures)
-    return robustness_table() + "\n\n" + inversion_table()
+    """Both tables and their claims, as the docs show them (and the figures, docs/images)."""
+    robustness = robustness_cells()
+    print(robustness_table(robustness), flush=True)
+    inversion = inversion_cells()
+    print("wrote", *write_figures())
+    step_size, steps = TOOL_DEFAULTS["invert"]
+    note = (
+        f"Each cell: mean ± 95% interval over {len(SEEDS)} training seeds of both models "
+        "(seed 0: the zoo's; the seed also draws the inverted test digits and the gray "
+        f"seeds). Inversion of {PER_CLASS} test digits per class and seed: L2 PGD on "
+        "||R(x) - R(x_t)|| / ||R(x_t)|| from gray seeds (0.5 + N(0, 1)/20), step "
+        f"{step_size}, {steps} steps, best iterate. The digits CNN pools its last stage "
+        "globally, so its penultimate features keep no positions."
+    )
+    return (
+        robustness_table(robustness)
+        + "\n\n"
+        + inversion_table(inversion)
+        + "\n\n"
+        + note
+        + f"\n\nWhat the intervals allow (paired over the {len(SEEDS)} seeds):\n\n"
+        + "\n".join(claims(robustness, inversion))
+    )
 
 
 def accuracy_figure(folder: Path = FIGURES) -> Path:
-    """Clean (eps 0) and PGD-20 test accuracy of both models against eps (the table's)."""
+    """Clean (eps 0) and PGD-20 test accuracy of both models against eps: the table's means.
+
+    Error bars: the 95% intervals over the seeds.
+    """
     from benchmarks.figures import curves
 
     eps = (0.0, *EVAL_EPS)
-    series = {f"{name} ({spec})": robust_accuracies(spec) for name, spec in MODELS.items()}
+    series, errors = {}, {}
+    for cell in robustness_cells():
+        label = f"{cell.name} ({MODELS[cell.name]})"
+        estimates = [cell.estimate(key) for key, _ in ACCURACIES]
+        series[label] = [e.mean for e in estimates]
+        errors[label] = [(e.low, e.high) for e in estimates]
     path = folder / "robust_accuracy_eps.png"
     curves(
         eps,
@@ -199,7 +350,9 @@ def accuracy_figure(folder: Path = FIGURES) -> Path:
         f"L2 eps of PGD-{EVAL_STEPS} (0: clean)",
         "accuracy on the digits test split",
         path,
-        title="Robustness of the standard and the adversarially trained digits CNN",
+        errors=errors,
+        title=f"Robustness of the standard and the adversarially trained digits CNN\n"
+        f"(mean and 95% interval over {len(SEEDS)} training seeds)",
     )
     return path
 

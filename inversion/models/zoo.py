@@ -117,18 +117,21 @@ def wrap_digits_net(
     )
 
 
-def zoo_path(name: str) -> Path:
-    """Where the cached model ``digits:name`` lives (it may not exist yet)."""
-    return cache_dir() / "zoo" / f"digits-{name}-{ZOO[name].key()}.pt"
+def zoo_path(name: str, recipe: ZooRecipe | None = None) -> Path:
+    """Where the cached model ``digits:name`` lives (it may not exist yet).
+
+    ``recipe`` (default: the zoo's) names a variant, e.g. another seed; cached by its key.
+    """
+    return cache_dir() / "zoo" / f"digits-{name}-{(recipe or ZOO[name]).key()}.pt"
 
 
-def train_zoo_model(name: str, progress: bool = True) -> dict:
-    """Train ``digits:name`` from its recipe and return the checkpoint dict.
+def train_zoo_model(name: str, progress: bool = True, recipe: ZooRecipe | None = None) -> dict:
+    """Train ``digits:name`` from its recipe (or ``recipe``) and return the checkpoint dict.
 
     Deterministic: the initialisation, batch order and augmentation come from the
     recipe's seed.
     """
-    recipe = ZOO[name]
+    recipe = recipe or ZOO[name]
     generator = torch.Generator().manual_seed(recipe.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
@@ -185,22 +188,40 @@ def train_zoo_model(name: str, progress: bool = True) -> dict:
     }
 
 
-def zoo_checkpoint(name: str) -> dict:
-    """Return the cached checkpoint of ``digits:name``, training it on first use."""
+def zoo_checkpoint(name: str, recipe: ZooRecipe | None = None) -> dict:
+    """Return the cached checkpoint of ``digits:name``, training it on first use.
+
+    ``recipe`` (default: the zoo's) trains and caches a variant of it instead.
+    """
     if name not in ZOO:
         raise InversionError(
             f"Unknown embedded model digits:{name}; choose one of "
             f"{', '.join('digits:' + n for n in ZOO)}."
         )
-    return cached_torch_file(zoo_path(name), lambda: train_zoo_model(name))
+    return cached_torch_file(zoo_path(name, recipe), lambda: train_zoo_model(name, recipe=recipe))
 
 
-def load_zoo_model(name: str) -> ImageClassifier:
-    """Return the trained embedded model ``digits:name`` (trained on first use)."""
-    checkpoint = zoo_checkpoint(name)
+def zoo_variant(name: str, seed: int) -> ZooRecipe:
+    """The recipe of ``digits:name`` trained from another seed (seed 0: the zoo's own).
+
+    Seed ``s > 0`` sets the recipe's seed to ``1000 * s`` plus the zoo's, a seed no zoo
+    recipe uses; the benchmarks' seeds of a model's training (``load_zoo_model(name,
+    zoo_variant(name, s))``).
+    """
+    recipe = ZOO[name]
+    return recipe if seed == 0 else dataclasses.replace(recipe, seed=recipe.seed + 1000 * seed)
+
+
+def load_zoo_model(name: str, recipe: ZooRecipe | None = None) -> ImageClassifier:
+    """Return the trained embedded model ``digits:name`` (trained on first use).
+
+    ``recipe`` (default: the zoo's, e.g. :func:`zoo_variant`) loads that variant instead,
+    trained by the same loop on its first use and cached by its key.
+    """
+    checkpoint = zoo_checkpoint(name, recipe)
     hparams = checkpoint["hyper_parameters"]
     model = wrap_digits_net(
-        ZOO[name].arch,
+        (recipe or ZOO[name]).arch,
         hparams["in_chans"],
         hparams["num_classes"],
         hparams["input_size"],
