@@ -98,10 +98,6 @@ ABLATION: list[Variant] = [
     Variant("defaults without cosine", "cosine weight 0", {"cosine_weight": 0.0}),
     Variant("defaults with all-pairs cosine", "the cosine term over all pairs of a batch (the "
             "paper's form) instead of same-class pairs", {"cosine_pairs": "all"}),
-]  # fmt: skip
-# Cut to fit the 15-minute cold rebuild (3 seeds each; secondary to the three
-# ingredients): append them to ABLATION to run them.
-CUT: list[Variant] = [
     Variant("defaults with soft vector", "the soft vector instead of the hot matrix",
             {"conditioning": "vector"}),
     Variant("defaults with soft vector + hot matrix", "the soft vector beside the hot matrix",
