@@ -380,17 +380,17 @@ def ablation_table(rows: dict[str, dict[str, list[dict[str, float]]]]) -> str:
 
 
 # The deep target: 19 convolutions before the head, cut after every residual block (ten
-# blocks); inverted from the end of the last stage. Half the earlier single-seed table's
-# steps per block (150, re-sync 150) to fit the budget, and the naive decoder at about the
-# layer-wise training time (550 steps: the same ratio as that table's 300 / 1,100).
+# blocks); inverted from the end of the last stage only (to fit the budget). 300 steps per
+# block and 300 re-sync steps, and the naive decoder at about the layer-wise training time
+# (1,100 steps), as in the earlier single-seed table.
 DEEP_DEPTHS = (10,)  # after stage3.2: 19 convolutions
 DEEP: dict[str, Any] = {
     "target": DEEP_TARGET,
     "stack_depth": 10,
-    "block_steps": 150,
-    "resync_steps": 150,
+    "block_steps": 300,
+    "resync_steps": 300,
 }
-DEEP_NAIVE_STEPS = 550
+DEEP_NAIVE_STEPS = 1100
 DEEP_NAIVE = {**DEEP, "naive_steps": DEEP_NAIVE_STEPS}  # about the layer-wise time
 DEEP_METRICS = (("psnr", 1), ("agree", 2), ("agree_verifier", 2))
 
@@ -428,9 +428,10 @@ CLAIM_METRICS = {"psnr": ("PSNR", 2), "agree": ("agreement", 3)}
 
 
 def _claim(context: str, a: str, b: str, cell_a, cell_b, metric: str, title: str) -> str:
-    digits = 2 if metric == "psnr" else 3
+    digits, unit = (2, " dB") if metric == "psnr" else (3, "")
     diff = paired_difference(values(cell_a, metric), values(cell_b, metric))
-    return f"- {context}: {verdict(a, b, diff)} ({title}, {a} minus {b}: {diff.format(digits)})"
+    interval = f"{title}, {a} minus {b}: {diff.format(digits)}{unit}"
+    return f"- {context}: {verdict(a, b, diff)} ({interval})"
 
 
 def claims(
