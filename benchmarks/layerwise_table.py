@@ -442,9 +442,10 @@ def claims(
     """What the paired intervals over seeds allow, one line per comparison.
 
     Main table (smooth noise and synthesised images, each depth): layer-wise against
-    naive and against blockwise, in PSNR and agreement; white noise: agreement above
-    chance; ablation: each variant against the default (layer-wise, from stage2); deep
-    target: layer-wise against naive and blockwise.
+    naive and against blockwise, in PSNR and agreement, and layer-wise trained on
+    synthesised images against smooth noise; white noise: agreement above chance;
+    ablation: each variant against the default (layer-wise, from stage2); deep target:
+    layer-wise against naive and blockwise.
     """
     lines = []
     for source in FULL_SOURCES:
@@ -454,6 +455,13 @@ def claims(
                     context = f"{source}, from `{LAYERS[depth - 1]}`, {title}"
                     mine, theirs = main[source, "layerwise"][depth], main[source, other][depth]
                     lines.append(_claim(context, "layerwise", other, mine, theirs, metric, title))
+    for depth in MAIN_DEPTHS:
+        for metric, (title, _) in CLAIM_METRICS.items():
+            context = f"layerwise from `{LAYERS[depth - 1]}`, {title}"
+            synthesised, smooth = (main[s, "layerwise"][depth] for s in FULL_SOURCES[::-1])
+            lines.append(
+                _claim(context, "synthesised", "smooth", synthesised, smooth, metric, title)
+            )
     for source in SOURCES:
         if source in FULL_SOURCES:
             continue
