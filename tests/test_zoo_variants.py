@@ -23,3 +23,14 @@ def test_seed_variants_train_by_the_zoo_loop_and_cache_by_their_key(tmp_path, mo
     assert not torch.equal(*weights)
     again = zoo.load_zoo_model("cnn", variants[0])  # read from its cache file
     assert torch.equal(next(again.net.parameters()), weights[0])
+
+
+def test_first_use_inside_no_grad_still_trains(tmp_path, monkeypatch):
+    """A table may build a zoo model for the first time inside ``torch.no_grad()``."""
+    monkeypatch.setenv("INVERSION_CACHE", str(tmp_path))
+    recipe = dataclasses.replace(zoo.ZOO["cnn"], epochs=1)
+    with torch.no_grad():
+        inside = zoo.train_zoo_model("cnn", progress=False, recipe=recipe)["state_dict"]
+    outside = zoo.train_zoo_model("cnn", progress=False, recipe=recipe)["state_dict"]
+    assert inside.keys() == outside.keys()
+    assert all(torch.equal(inside[k], outside[k]) for k in inside)  # the same seeded loop

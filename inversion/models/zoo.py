@@ -152,18 +152,19 @@ def train_zoo_model(name: str, progress: bool = True, recipe: ZooRecipe | None =
             epochs, desc=f"training digits:{name} (first use)", file=sys.stderr, leave=False
         )
     model.train()
-    for _ in epochs:
-        order = torch.randperm(len(train_x), generator=generator)
-        for begin in range(0, len(order), recipe.batch_size):
-            idx = order[begin : begin + recipe.batch_size]
-            images = random_translate(train_x[idx], recipe.max_shift, generator)
-            if attack is not None:  # adversarial training: the batch becomes PGD examples
-                images = attack(model, images, train_y[idx])
-            loss = classification_loss(model(images), train_y[idx], recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+    with torch.enable_grad():  # first use may come inside a caller's no_grad()
+        for _ in epochs:
+            order = torch.randperm(len(train_x), generator=generator)
+            for begin in range(0, len(order), recipe.batch_size):
+                idx = order[begin : begin + recipe.batch_size]
+                images = random_translate(train_x[idx], recipe.max_shift, generator)
+                if attack is not None:  # adversarial training: the batch becomes PGD examples
+                    images = attack(model, images, train_y[idx])
+                loss = classification_loss(model(images), train_y[idx], recipe.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
     seconds = time.perf_counter() - start
     metrics = {
         split: accuracy(model, *load_digits_split(split, recipe.image_size, recipe.in_chans))
