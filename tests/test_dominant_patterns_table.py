@@ -64,3 +64,43 @@ def test_claims_say_only_what_the_paired_intervals_allow():
     assert any("dominant pattern on digits beats random signs" in line for line in lines)
     assert any("no difference found between SGD-UAP on digits and random signs" in line
                for line in lines)  # fmt: skip
+
+
+def test_the_lr_keys_a_pattern_and_the_default_lr_keeps_the_cached_cells():
+    fields = table.PatternRecipe().fields()
+    assert fields["lr"] == table.LR
+    doubled = table.PatternRecipe(lr=2 * table.LR).fields()
+    assert cells.cell_key(table.TABLE, fields) != cells.cell_key(table.TABLE, doubled)
+
+
+@pytest.fixture
+def sweep(monkeypatch):
+    """pattern_for returns the recipe itself; the validation fooling rate depends on its lr."""
+    rates = {0.5 * table.LR: 0.3, table.LR: 0.2, 2 * table.LR: 0.5}
+    asked: list[tuple[table.PatternRecipe, str]] = []
+
+    def scores(spec, recipe, split="test"):
+        asked.append((recipe, split))
+        return {"fooling_rate": rates[recipe.lr]}
+
+    monkeypatch.setattr(table, "pattern_for", lambda recipe: recipe)
+    monkeypatch.setattr(table, "scores", scores)
+    table.tuned_lr.cache_clear()
+    yield asked
+    table.tuned_lr.cache_clear()
+
+
+def test_the_sweep_picks_the_best_validation_fooling_rate_at_the_tuning_seed(sweep):
+    assert table.tuned_lr("sgd_uap", "noise", 10) == 2 * table.LR
+    assert table.TUNING_SEED not in table.SEEDS
+    assert sorted(recipe.lr for recipe, _ in sweep) == [f * table.LR for f in table.LR_FACTORS]
+    assert all(recipe.seed == table.TUNING_SEED and split == "val" for recipe, split in sweep)
+    assert all((recipe.objective, recipe.proxy, recipe.eps) == ("sgd_uap", "noise", 10)
+               for recipe, _ in sweep)  # fmt: skip
+
+
+def test_every_seed_of_a_method_runs_at_its_tuned_lr(sweep):
+    recipes = [table.method_pattern("SGD-UAP on noise", 10, seed) for seed in table.SEEDS]
+    assert [r.lr for r in recipes] == [2 * table.LR] * len(table.SEEDS)
+    assert [r.seed for r in recipes] == list(table.SEEDS)
+    assert table.method_lr(table.CONTROL, 10) is None
