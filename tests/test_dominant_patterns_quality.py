@@ -2,8 +2,9 @@
 
 They compute what the dominant-patterns tables of docs/dominant_patterns.md report, at the
 same settings and from the same cached patterns (``benchmarks.dominant_patterns_table``:
-eps 16/255, digits:cnn, 5 epochs of 40 batches, every seed of ``SEEDS``), and check that
-each claim the page makes is the one the intervals over seeds allow.
+eps 16/255, digits:cnn, 5 epochs of 40 batches, every seed of ``SEEDS``, each method at the
+learning rate its validation sweep chose), and check that each claim the page makes is the
+one the intervals over seeds allow.
 """
 
 import pytest
@@ -44,3 +45,12 @@ def test_every_pattern_leaves_the_clean_predictions_alone():
     cells = table.method_cells(table.MAIN_EPS)
     for cell in cells.values():
         assert min(cell.values("clean_acc")) > 0.99, cell.name
+
+
+def test_every_row_states_the_lr_its_sweep_chose():
+    page = page_with_marker("dominant_patterns").read_text()
+    for eps in table.EPSILONS:
+        for name in table.METHODS:
+            lr = table.tuned_lr(*table.METHODS[name], eps)
+            assert lr in [f * table.LR for f in table.LR_FACTORS], name
+            assert f"| {eps}/255 | {name} | {lr:g} |" in page, (eps, name)
