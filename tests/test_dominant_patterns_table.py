@@ -104,3 +104,25 @@ def test_every_seed_of_a_method_runs_at_its_tuned_lr(sweep):
     assert [r.lr for r in recipes] == [2 * table.LR] * len(table.SEEDS)
     assert [r.seed for r in recipes] == list(table.SEEDS)
     assert table.method_lr(table.CONTROL, 10) is None
+
+
+@pytest.mark.parametrize(
+    ("rates", "chosen"),
+    [
+        ((0.4, 0.4, 0.4), 1.0),
+        ((0.5, 0.4, 0.5), 0.5),
+        ((0.3, 0.4, 0.4), 1.0),
+        ((0.1, 0.2, 0.3), 2.0),
+    ],
+)
+def test_a_tie_keeps_the_default_lr_where_it_is_among_the_best(monkeypatch, rates, chosen):
+    by_lr = dict(zip([f * table.LR for f in table.LR_FACTORS], rates, strict=True))
+    monkeypatch.setattr(table, "pattern_for", lambda recipe: recipe)
+    monkeypatch.setattr(
+        table, "scores", lambda spec, r, split="test": {"fooling_rate": by_lr[r.lr]}
+    )
+    table.tuned_lr.cache_clear()
+    try:
+        assert table.tuned_lr("dominant", "digits", 16) == chosen * table.LR
+    finally:
+        table.tuned_lr.cache_clear()
