@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from benchmarks.cells import cached_tensors
-from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, SeedRuns, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.class_inversion import ClassInverter, Recipe, recipe_from
@@ -188,21 +188,13 @@ def tuned_lr(target: str, recipe_name: str, options: dict[str, Any]) -> float:
 
 
 @dataclasses.dataclass
-class Cell:
+class Cell(SeedRuns):
     """One row: a recipe on a target at its tuned learning rate, over the seeds."""
 
     target: str
     label: str
     lr: float
     runs: list[dict[str, float]]
-
-    def values(self, metric: str) -> list[float]:
-        """The metric at each seed (in seed order)."""
-        return [run[metric] for run in self.runs]
-
-    def estimate(self, metric: str) -> Estimate:
-        """Mean and interval of a metric over the seeds."""
-        return estimate(self.values(metric))
 
     def row(self) -> str:
         """One Markdown row."""

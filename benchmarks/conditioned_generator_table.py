@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from benchmarks.cells import cached_tensors, zoo_keys
-from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, SeedRuns, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.conditioned_generator import (
@@ -204,20 +204,12 @@ def run(target: str, options: dict[str, Any], seed: int) -> dict[str, float]:
 
 
 @dataclasses.dataclass
-class Cell:
+class Cell(SeedRuns):
     """One row: a recipe on a target, over the seeds."""
 
     target: str
     label: str
     runs: list[dict[str, float]]
-
-    def values(self, metric: str) -> list[float]:
-        """The metric at each seed (in seed order)."""
-        return [run[metric] for run in self.runs]
-
-    def estimate(self, metric: str) -> Estimate:
-        """Mean and interval of a metric over the seeds."""
-        return estimate(self.values(metric))
 
     def row(self) -> str:
         """One Markdown row."""

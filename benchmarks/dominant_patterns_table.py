@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.utils import make_grid, save_image
 
 from benchmarks.cells import cached_tensors, zoo_keys
-from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, Estimate, SeedRuns, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
@@ -218,19 +218,11 @@ def run(recipe: PatternRecipe) -> dict[str, float]:
 
 
 @dataclasses.dataclass
-class Cell:
+class Cell(SeedRuns):
     """One row: a pattern's scores at each seed of :data:`SEEDS` (in seed order)."""
 
     name: str
     runs: list[dict[str, float]]
-
-    def values(self, metric: str) -> list[float]:
-        """The metric at each seed."""
-        return [run[metric] for run in self.runs]
-
-    def estimate(self, metric: str) -> Estimate:
-        """Mean and interval of a metric over the seeds."""
-        return estimate(self.values(metric))
 
 
 SCORES = [("fooling_rate", "fooling rate"), ("dominance", "dominance"),

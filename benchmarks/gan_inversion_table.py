@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.cells import cached_tensors
-from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, SeedRuns, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion.data.digits import load_digits_split
 from inversion.gan_inversion import (
@@ -213,19 +213,11 @@ def run(recipe: EncoderRecipe = EncoderRecipe(), seed: int = SEEDS[0]) -> dict[s
 
 
 @dataclasses.dataclass
-class Cell:
+class Cell(SeedRuns):
     """One row: an encoder loss over the seeds."""
 
     label: str
     runs: list[dict[str, float]]
-
-    def values(self, metric: str) -> list[float]:
-        """The metric at each seed (in seed order)."""
-        return [run[metric] for run in self.runs]
-
-    def estimate(self, metric: str) -> Estimate:
-        """Mean and interval of a metric over the seeds."""
-        return estimate(self.values(metric))
 
     def row(self) -> str:
         """One Markdown row (training time: the median over seeds)."""

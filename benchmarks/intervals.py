@@ -73,6 +73,20 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimat
     return Estimate(mean, quantile * math.sqrt(variance / n), n)
 
 
+class SeedRuns:
+    """A table row's metrics at each seed: mix into a row dataclass with a ``runs`` field."""
+
+    runs: list[dict[str, float]]
+
+    def values(self, metric: str) -> list[float]:
+        """The metric at each seed (in seed order)."""
+        return [run[metric] for run in self.runs]
+
+    def estimate(self, metric: str) -> Estimate:
+        """Mean and interval of a metric over the seeds."""
+        return estimate(self.values(metric))
+
+
 def paired_difference(
     a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
 ) -> Estimate:

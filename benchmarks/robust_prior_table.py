@@ -43,7 +43,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from benchmarks.cells import cached_cell, cached_tensors
-from benchmarks.intervals import SEEDS, Estimate, estimate, paired_difference, verdict
+from benchmarks.intervals import SEEDS, SeedRuns, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
 from inversion.data.digits import load_digits_split
@@ -172,20 +172,12 @@ def inversion_metrics(spec: str, layer: str, seed: int = 0) -> dict[str, float]:
 
 
 @dataclasses.dataclass
-class Cell:
+class Cell(SeedRuns):
     """One row: a model (at one layer, for the inversions), its metrics at each seed."""
 
     name: str  # a key of MODELS
     layer: str | None  # None for the robustness rows
     runs: list[dict[str, float]]
-
-    def values(self, metric: str) -> list[float]:
-        """The metric at each seed (in seed order)."""
-        return [run[metric] for run in self.runs]
-
-    def estimate(self, metric: str) -> Estimate:
-        """Mean and interval of a metric over the seeds."""
-        return estimate(self.values(metric))
 
 
 def robustness_cells() -> list[Cell]:
