@@ -131,3 +131,23 @@ def test_zoo_keys_change_with_the_zoo_recipe(monkeypatch):
     after = zoo_keys(["digits:cnn", "digits:cnn-robust"])
     assert after["digits:cnn"] != before["digits:cnn"]
     assert after["digits:cnn-robust"] == before["digits:cnn-robust"]
+
+
+def test_step_flops_counts_forward_and_backward_of_a_linear_layer():
+    import torch
+
+    from benchmarks.compute import step_flops, steps_within
+
+    layer = torch.nn.Linear(8, 4, bias=False)
+    x = torch.rand(5, 8)
+    forward = step_flops(lambda: layer(x))
+    assert forward == 2 * 5 * 8 * 4  # a multiply and an add per weight per row
+    x.requires_grad_(True)
+    both = step_flops(lambda: layer(x).sum().backward())
+    assert both == 3 * forward  # the backward pass: input and weight gradients
+    frozen = layer.requires_grad_(False)
+    assert step_flops(lambda: frozen(x).sum().backward()) == 2 * forward  # input only
+    assert steps_within(10 * both + both // 2, both) == 10
+    assert steps_within(1, both) == 1
+    with pytest.raises(ValueError, match="no matrix product"):
+        step_flops(lambda: torch.ones(3).sum())
