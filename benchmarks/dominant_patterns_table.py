@@ -1,19 +1,24 @@
 """The dominant-patterns tables of the embedded digits benchmark, their claims and figures.
 
-Every pattern is one 1 x 32 x 32 perturbation within L-inf eps, optimised for EPOCHS
-epochs of batches of 32 (Adam, weight decay 1e-5, x + p clipped to [0, 1]) on
-proxy images whose labels are never read: the digits train split (1,257 images) or as
-many batches of Gaussian noise; GD-UAP sees no data at all. Scores are on the digits test
-split (360 images): fooling rate (prediction changed vs the clean prediction), dominance
-(prediction(x + p) = prediction(p)) and perturbed accuracy. A random-sign pattern
-(+-eps everywhere) is the control.
+Every pattern is one 1 x 32 x 32 perturbation within L-inf eps, optimised with Adam
+(weight decay 1e-5, x + p clipped to [0, 1]) on batches of 32 proxy images whose labels
+are never read: the digits train split (1,257 images, reshuffled every epoch) or as many
+Gaussian noise images; GD-UAP sees no data at all.
+
+The methods run at equal compute, not equal steps. The budget is what DOMINANT_STEPS
+steps of the dominant pattern cost on the pattern's model, in floating-point operations
+counted by :func:`benchmarks.compute.step_flops`; each method gets the whole steps of its
+own objective that fit it (:func:`steps`). SGD-UAP and the cosine UAP add a gradient-free
+forward pass over the clean batch to each step, so they get fewer steps (137 of 200 on
+``digits:cnn``); GD-UAP passes the pattern alone, so it gets about 33 times as many.
+
+Scores are on the digits test split (360 images): fooling rate (prediction changed vs
+the clean prediction), dominance (prediction(x + p) = prediction(p)) and perturbed
+accuracy. A random-sign pattern (+-eps everywhere) is the control.
 
 Each method (objective and proxy) at each eps runs at its best learning rate from a sweep,
 LR x LR_FACTORS (1e-2 x 0.5, 1, 2), chosen by the fooling rate on the digits validation
-split of its pattern at TUNING_SEED, a seed no table cell uses (:func:`tuned_lr`). The
-objectives do not cost the same passes per step (SGD-UAP and the cosine UAP add a
-gradient-free forward pass over the clean batch; GD-UAP passes the pattern alone): the
-comparisons are at equal steps, as the docs say.
+split of its pattern at TUNING_SEED, a seed no table cell uses (:func:`tuned_lr`).
 
 Every cell is a mean over the seeds of :data:`benchmarks.intervals.SEEDS` with its 95%
 interval. The seed is the method's own randomness: the order of the proxy batches, the
@@ -37,8 +42,10 @@ the digits models, mean over the seeds, as a heat map (``dominant_patterns_trans
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
+from collections.abc import Iterator
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.utils import make_grid, save_image
 
 from benchmarks.cells import cached_tensors, zoo_keys
+from benchmarks.compute import step_flops, steps_within
 from benchmarks.intervals import SEEDS, Estimate, SeedRuns, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
@@ -69,7 +77,7 @@ TARGET = "digits:cnn"
 MODELS = ["digits:cnn", "digits:resnet", "digits:vit", "digits:mlp"]
 EPSILONS = (10, 16, 32)  # in 8-bit levels: eps = value / 255 (10: the paper's)
 MAIN_EPS = 16
-EPOCHS = 5
+DOMINANT_STEPS = 200  # the compute budget: this many dominant-pattern steps (~5 epochs)
 BATCH = 32
 LR = 1e-2
 WEIGHT_DECAY = 1e-5
@@ -103,15 +111,17 @@ class PatternRecipe:
     eps: int = MAIN_EPS  # / 255
     layer: str = "logits"
     clip: bool = True
-    epochs: int = EPOCHS
     seed: int = SEEDS[0]
     lr: float = LR
 
     def fields(self) -> dict[str, Any]:
-        """The fields of the pattern's cell: the recipe, the optimiser, the proxy's size and
-        the zoo recipe of the target (a retrained zoo model gets new patterns)."""
+        """The fields of the pattern's cell: the recipe, its steps at the compute budget,
+        the optimiser, the proxy's size and the zoo recipe of the target (a retrained zoo
+        model gets new patterns)."""
         return {
             **dataclasses.asdict(self),
+            "steps": steps(self.target, self.objective, self.layer),
+            "budget_dominant_steps": DOMINANT_STEPS,
             "batch": BATCH,
             "weight_decay": WEIGHT_DECAY,
             "noise_images": NOISE_IMAGES,
@@ -126,27 +136,60 @@ def model(spec: str) -> ImageClassifier:
 
 
 def proxy_loader(proxy: str, seed: int) -> DataLoader:
-    """Batches of proxy images (digits train split or noise) shuffled by ``seed``, labels
-    dropped; the noise images are drawn with ``seed`` too."""
+    """One epoch of full batches of proxy images (digits train split or noise) shuffled by
+    ``seed`` (a new order each epoch), labels dropped; the noise images are drawn with
+    ``seed`` too."""
     if proxy == "noise":
         images = noise_images("gaussian", NOISE_IMAGES, 1, 32, torch.Generator().manual_seed(seed))
-    else:  # "none" (data-free) only uses the batches to count its steps
+    else:
         images = load_digits_split("train")[0]
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(images), batch_size=BATCH, shuffle=True, generator=generator)
+    return DataLoader(
+        TensorDataset(images), batch_size=BATCH, shuffle=True, generator=generator, drop_last=True
+    )
+
+
+def proxy_batches(proxy: str, seed: int, count: int) -> Iterator[torch.Tensor]:
+    """``count`` proxy batches, epoch after epoch of :func:`proxy_loader`; GD-UAP
+    (``none``) sees no data, so its batches are one blank image that only counts steps."""
+    if proxy == "none":
+        return itertools.repeat(torch.zeros(1, 1, 32, 32), count)
+    loader = proxy_loader(proxy, seed)
+    epochs = (batch[0] for _ in itertools.count() for batch in loader)
+    return itertools.islice(epochs, count)
+
+
+@cache
+def flops_per_step(target: str, objective: str, layer: str = "logits") -> int:
+    """Floating-point operations of one step of ``objective`` on a batch of BATCH images
+    (forward and backward, through the frozen ``target``: :func:`benchmarks.compute.step_flops`)."""
+    net = model(target)
+    images = torch.rand(BATCH, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    pattern = UniversalPattern(1, 32, MAIN_EPS / 255)
+    loss = PatternObjective(objective, layer)
+    return step_flops(lambda: loss(net, pattern, images).backward())
+
+
+def steps(target: str, objective: str, layer: str = "logits") -> int:
+    """The steps of ``objective`` at the compute budget: the whole steps that fit what
+    DOMINANT_STEPS steps of the dominant pattern (logits) cost on ``target``."""
+    budget = DOMINANT_STEPS * flops_per_step(target, "dominant")
+    return steps_within(budget, flops_per_step(target, objective, layer))
 
 
 def optimise(recipe: PatternRecipe) -> dict[str, torch.Tensor]:
-    """Find the pattern of ``recipe``: the pattern tensor and the seconds it took."""
+    """Find the pattern of ``recipe`` (its steps at the compute budget, as one pass over
+    that many proxy batches): the pattern tensor and the seconds it took."""
     torch.manual_seed(recipe.seed)
     start = time.perf_counter()
+    count = steps(recipe.target, recipe.objective, recipe.layer)
     pattern = find_pattern(
         model(recipe.target),
-        proxy_loader(recipe.proxy, recipe.seed),
+        proxy_batches(recipe.proxy, recipe.seed, count),
         PatternObjective(recipe.objective, recipe.layer),
         eps=recipe.eps / 255,
         clip=recipe.clip,
-        epochs=recipe.epochs,
+        epochs=1,
         lr=recipe.lr,
         weight_decay=WEIGHT_DECAY,
         progress=True,
@@ -212,6 +255,14 @@ def method_lr(name: str, eps: int) -> float | None:
     return None if name == CONTROL else tuned_lr(*METHODS[name], eps)
 
 
+def method_steps(name: str, objective: str | None = None, layer: str = "logits") -> str:
+    """The steps a method of :data:`METHODS` (or ``objective``) gets on the target at the
+    compute budget, as a table entry (``-`` for the control)."""
+    if objective is None and name == CONTROL:
+        return "-"
+    return str(steps(TARGET, objective or METHODS[name][0], layer))
+
+
 def run(recipe: PatternRecipe) -> dict[str, float]:
     """Scores of the pattern of ``recipe`` on its target and the digits test split."""
     return scores(recipe.target, pattern_for(recipe))
@@ -256,10 +307,10 @@ def _lr(lr: float | None) -> str:
 def main_table(cells: dict[int, dict[str, Cell]]) -> str:
     """Methods x eps on the target, each at its tuned learning rate (``cells``:
     :func:`method_cells` by eps)."""
-    rows = _header("eps", "method", "lr")
+    rows = _header("eps", "method", "lr", "steps")
     for eps in EPSILONS:
         rows += [
-            _row([f"{eps}/255", name, _lr(method_lr(name, eps))], cell)
+            _row([f"{eps}/255", name, _lr(method_lr(name, eps)), method_steps(name)], cell)
             for name, cell in cells[eps].items()
         ]
     return "\n".join(rows)
@@ -268,7 +319,7 @@ def main_table(cells: dict[int, dict[str, Cell]]) -> str:
 def ablation_table() -> str:
     """The reported settings of the dominant pattern (and SGD-UAP) at MAIN_EPS, each at the
     learning rate tuned for its method in the main table (digits proxy, MAIN_EPS)."""
-    rows = _header("method", "setting", "lr")
+    rows = _header("method", "setting", "lr", "steps")
     variants: list[tuple[str, str, dict[str, Any]]] = [
         ("dominant pattern", "f = logits, x + p clipped (as above)", {}),
         ("dominant pattern", "x + p not clipped", {"clip": False}),
@@ -276,9 +327,11 @@ def ablation_table() -> str:
         ("SGD-UAP", "x + p not clipped", {"objective": "sgd_uap", "clip": False}),
     ]
     for name, setting, options in variants:
-        lr = tuned_lr(options.get("objective", "dominant"), "digits", MAIN_EPS)
+        objective = options.get("objective", "dominant")
+        lr = tuned_lr(objective, "digits", MAIN_EPS)
         runs = [run(PatternRecipe(**options, seed=seed, lr=lr)) for seed in SEEDS]
-        rows.append(_row([name, setting, _lr(lr)], Cell(name, runs)))
+        count = method_steps(name, objective, options.get("layer", "logits"))
+        rows.append(_row([name, setting, _lr(lr), count], Cell(name, runs)))
         print(rows[-1], flush=True)
     return "\n".join(rows)
 

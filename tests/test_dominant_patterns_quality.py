@@ -2,7 +2,7 @@
 
 They compute what the dominant-patterns tables of docs/dominant_patterns.md report, at the
 same settings and from the same cached patterns (``benchmarks.dominant_patterns_table``:
-eps 16/255, digits:cnn, 5 epochs of 40 batches, every seed of ``SEEDS``, each method at the
+eps 16/255, digits:cnn, every method at equal compute, every seed of ``SEEDS``, each at the
 learning rate its validation sweep chose), and check that each claim the page makes is the
 one the intervals over seeds allow.
 """

@@ -27,6 +27,31 @@ def test_the_seed_changes_the_noise_and_the_order_of_the_batches(monkeypatch):
     assert not torch.equal(digits[0], digits[1])
 
 
+def test_proxy_batches_run_epoch_after_epoch_in_a_new_order(monkeypatch):
+    monkeypatch.setattr(table, "NOISE_IMAGES", 64)  # 2 full batches an epoch
+    batches = list(table.proxy_batches("noise", 0, 5))
+    assert len(batches) == 5 and all(b.shape == (table.BATCH, 1, 32, 32) for b in batches)
+    first, second = torch.cat(batches[:2]), torch.cat(batches[2:4])
+    assert not torch.equal(first, second)  # reshuffled
+    as_set = lambda images: sorted(image.numpy().tobytes() for image in images)  # noqa: E731
+    assert as_set(first) == as_set(second)  # the same images
+    blank = list(table.proxy_batches("none", 0, 3))
+    assert len(blank) == 3 and all(b.abs().sum() == 0 for b in blank)
+
+
+def test_every_method_gets_the_steps_the_compute_budget_allows():
+    budget = table.DOMINANT_STEPS * table.flops_per_step(table.TARGET, "dominant")
+    counts = {}
+    for objective in ("dominant", "sgd_uap", "cosine_uap", "gd_uap"):
+        per_step = table.flops_per_step(table.TARGET, objective)
+        counts[objective] = table.steps(table.TARGET, objective)
+        assert counts[objective] * per_step <= budget < (counts[objective] + 1) * per_step
+    assert counts["dominant"] == table.DOMINANT_STEPS
+    # the UAPs add a gradient-free clean pass; GD-UAP passes the pattern alone
+    assert counts["sgd_uap"] == counts["cosine_uap"] < counts["dominant"] < counts["gd_uap"]
+    assert table.PatternRecipe(objective="sgd_uap").fields()["steps"] == counts["sgd_uap"]
+
+
 def test_the_control_is_drawn_with_the_seed():
     a, b = table.control(16, 0).pattern, table.control(16, 1).pattern
     assert not torch.equal(a, b)
@@ -42,7 +67,8 @@ def tiny(monkeypatch, tmp_path):
 
 
 def test_a_pattern_is_optimised_once_per_recipe_and_seed(tiny, monkeypatch):
-    recipes = [table.PatternRecipe(proxy="noise", epochs=1, seed=seed) for seed in (0, 1)]
+    monkeypatch.setattr(table, "DOMINANT_STEPS", 2)
+    recipes = [table.PatternRecipe(proxy="noise", seed=seed) for seed in (0, 1)]
     patterns = [table.pattern_for(recipe).pattern for recipe in recipes]
     assert len(list(tiny.glob("*.pt"))) == 2
     assert not torch.equal(patterns[0], patterns[1])
