@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.cells import cached_tensors
+from benchmarks.cells import cached_tensors, zoo_keys
 from benchmarks.intervals import SEEDS, SeedRuns, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
@@ -135,9 +135,11 @@ def invert(
 def cell_fields(
     target: str, recipe_name: str, options: dict[str, Any], seed: int, per_class: int
 ) -> dict[str, Any]:
-    """The fields a cell's cached inversion is keyed by (:func:`cached_inversion`)."""
+    """The fields a cell's cached inversion is keyed by (:func:`cached_inversion`): the
+    recipe, the seed, the budget and the target's zoo recipe (a retrained zoo model gets new
+    inversions)."""
     return {"target": target, "recipe": recipe_name, "options": options, "seed": seed,
-            "per_class": per_class, "budget": BUDGET}  # fmt: skip
+            "per_class": per_class, "budget": BUDGET, "zoo": zoo_keys([target])}  # fmt: skip
 
 
 def cached_inversion(

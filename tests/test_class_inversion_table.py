@@ -23,3 +23,14 @@ def test_the_hook_counts_the_passes_the_budget_promises(monkeypatch, tmp_path):
 def test_digits_recipes_do_not_flip():
     for recipe, options in table.OPTIONS.items():
         assert not recipe_from(recipe, options).flip, recipe
+
+
+def test_a_retrained_zoo_model_keys_new_inversions(monkeypatch):
+    from benchmarks import cells
+
+    fields = table.cell_fields("digits:cnn", "pii", {}, 0, 2)
+    assert fields["zoo"] == cells.zoo_keys(["digits:cnn"])
+    before = cells.cell_key("class_inversion", fields)
+    monkeypatch.setattr(table, "zoo_keys", lambda specs: {spec: "retrained" for spec in specs})
+    after = table.cell_fields("digits:cnn", "pii", {}, 0, 2)
+    assert cells.cell_key("class_inversion", after) != before
