@@ -25,10 +25,12 @@ class ClassInversion(TargetTask):
     Pairs with ``ClassTargetsDataModule``: each training step is one optimisation step of
     the current batch of targets (the data module repeats each batch for the recipe's
     number of steps), so a checkpoint resumes an inversion where it stopped. Finished
-    images are kept in the ``produced`` buffer (saved in checkpoints; gathered from all
-    ranks at the end of training) and returned by ``validation_step``/``test_step`` as
-    ``{"images", "labels"}`` for the metric callbacks. Under DDP use
-    ``strategy: ddp_independent``: each process optimises its own targets.
+    images are kept in the ``produced`` buffer and returned by
+    ``validation_step``/``test_step`` as ``{"images", "labels"}`` for the metric
+    callbacks. Under DDP use ``strategy: ddp_independent``: each process optimises its
+    own targets; every checkpoint and the end of training gather every process's
+    finished images into ``produced`` (:meth:`gather_produced`), and a checkpoint holds
+    every process's run in progress, so a resume needs the same number of processes.
 
     Args:
         classifier: Target classifier spec (frozen; not saved in checkpoints).
@@ -55,6 +57,7 @@ class ClassInversion(TargetTask):
     student: ImageClassifier | None
     produced: Tensor  # buffers
     times_produced: Tensor
+    own_rows: Tensor  # not saved: the rows this process produced (restored on resume)
 
     def __init__(
         self,
@@ -91,6 +94,8 @@ class ClassInversion(TargetTask):
         # how many times each target was produced: 1 after a run, summed over ranks
         counts = torch.zeros(num_targets, dtype=torch.int32, device=self.device)
         self.register_buffer("times_produced", counts)
+        own = torch.zeros(num_targets, dtype=torch.bool, device=self.device)
+        self.register_buffer("own_rows", own, persistent=False)
 
     def setup(self, stage: str) -> None:
         """Check the pairing, size the buffers, build the inverter."""
@@ -137,7 +142,7 @@ class ClassInversion(TargetTask):
     def on_train_start(self) -> None:  # noqa: D102
         super().on_train_start()
         if self._pending_state is not None:
-            self._inverter.load_state_dict(self._pending_state, self.device)
+            self._restore_run(self._pending_state)
             self._pending_state = None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:  # noqa: D102
@@ -164,6 +169,7 @@ class ClassInversion(TargetTask):
         if inverter.finished:
             self.produced[index] = inverter.result().to(self.produced.dtype)
             self.times_produced[index] += 1
+            self.own_rows[index] = True
         return parts
 
     def _log(self, parts: dict[str, Tensor] | None) -> None:
@@ -193,9 +199,64 @@ class ClassInversion(TargetTask):
 
     def on_train_end(self) -> None:
         """Give every rank every target's image (each row was filled by one rank)."""
-        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
-            dist.all_reduce(self.produced)
-            dist.all_reduce(self.times_produced)
+        self.gather_produced()
+
+    # --- DDP: every process's images and runs -------------------------------------------
+    def _world_size(self) -> int:
+        """Processes of the run in the process group (1 outside DDP or after it)."""
+        trainer = self._trainer
+        if trainer is None or not (dist.is_available() and dist.is_initialized()):
+            return 1
+        return int(trainer.world_size)
+
+    def gather_produced(self) -> None:
+        """Give every process every finished image and count (a no-op in one process).
+
+        Each row is filled by the one process that inverts its target (``own_rows``), so
+        every process zeroes the rows it does not own and the buffers are summed over the
+        processes: idempotent (a row is never summed twice), so it runs at every
+        checkpoint and at the end of training. A collective: every process calls it.
+        """
+        if self._world_size() == 1:
+            return
+        own = self.own_rows
+        produced = torch.where(own.view(-1, 1, 1, 1), self.produced, 0)
+        counts = torch.where(own, self.times_produced, 0)
+        dist.all_reduce(produced)
+        dist.all_reduce(counts)
+        self.produced.copy_(produced)
+        self.times_produced.copy_(counts)
+
+    def _all_runs(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Every process's run in progress and own rows, by rank (a collective)."""
+        own = {"run": run, "own_rows": self.own_rows.nonzero().flatten().cpu()}
+        ranks: list[Any] = [None] * self._world_size()
+        dist.all_gather_object(ranks, own)
+        return {"world_size": len(ranks), "ranks": ranks}
+
+    def _restore_run(self, saved: dict[str, Any]) -> None:
+        """Restore this process's run in progress (and own rows) from a checkpoint's record.
+
+        Raises:
+            InversionError: If the checkpoint was saved by another number of processes.
+        """
+        world = self._world_size()
+        saved_world = int(saved["world_size"]) if "ranks" in saved else 1  # one process's
+        if saved_world != world:
+            raise InversionError(
+                f"the checkpoint holds the class inversion in progress of {saved_world} "
+                f"process{'es' if saved_world > 1 else ''} (each inverts its own targets), "
+                f"but this run has {world}: resume it with {saved_world} (--trainer.devices "
+                "and --trainer.num_nodes as when it was saved). Its finished images can be "
+                "scored with any number (test or validate with --ckpt_path)."
+            )
+        if "ranks" not in saved:  # a single-process checkpoint: the inverter's state
+            self._inverter.load_state_dict(saved, self.device)
+            return
+        own = saved["ranks"][self.global_rank]
+        self._inverter.load_state_dict(own["run"], self.device)
+        self.own_rows.zero_()
+        self.own_rows[own["own_rows"].to(self.device)] = True
 
     # --- outputs for the callbacks ------------------------------------------------------
     def _produce(self, batch: dict[str, Any]) -> dict[str, Tensor] | None:
@@ -215,13 +276,24 @@ class ClassInversion(TargetTask):
 
     # --- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save the run in progress (images, Adam state, step, RNG) beside the buffers."""
+        """Save the run in progress (images, Adam state, step, RNG) beside the buffers.
+
+        Under DDP (every process dumps the checkpoint; rank 0 writes it) the buffers hold
+        every process's finished images, and ``class_inversion`` every process's run in
+        progress and own rows, by rank, with the number of processes.
+        """
         super().on_save_checkpoint(checkpoint)
+        distributed = self._world_size() > 1
+        if distributed:
+            self.gather_produced()
+            state = checkpoint.setdefault("state_dict", {})
+            state["produced"], state["times_produced"] = self.produced, self.times_produced
         if self.inverter is not None:
-            checkpoint["class_inversion"] = self.inverter.state_dict()
+            run = self.inverter.state_dict()
+            checkpoint["class_inversion"] = self._all_runs(run) if distributed else run
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the run in progress for on_train_start."""
+        """Keep the run in progress for on_train_start (which checks the process count)."""
         super().on_load_checkpoint(checkpoint)
         self._pending_state = checkpoint.get("class_inversion") or None
 
