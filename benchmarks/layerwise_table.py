@@ -5,11 +5,19 @@ synthetic training data (smooth, Gaussian and uniform noise, and images synthesi
 the target by DeepInversion), one inverter stack is trained block by block (with the
 cycle term), then re-synced end to end from each depth d ("layerwise"); "blockwise" is
 the stack's first d blocks before the re-sync. The naive baseline is a decoder of the
-same architecture trained end to end, from each depth, on the same data, with as many
-steps as each block of the layer-wise stack gets (blockwise + resync). Every inverter
+same architecture trained end to end, from each depth, on the same data, at equal
+compute: as many steps as fit the floating-point operations of the layer-wise inverter
+at that depth (its blocks' blockwise steps and its re-sync; one step of each phase
+counted by :mod:`benchmarks.compute`, :func:`equal_compute_steps`). Every inverter
 sees only synthetic images; scores are on the 360 real test digits, which none saw:
 PSNR, SSIM, and agreement (the target, and the independent digits:cnn, classify the
 reconstruction as they classify the original).
+
+Learning rates (issue 14): each default (blockwise and naive 1e-3, re-sync 3e-4) times
+0.5, 1 and 2, chosen by PSNR on the digits validation split at :data:`TUNING_SEED`, a
+seed no table cell uses (:func:`tuned_lrs`): per full training source, the blockwise lr
+of the stack, then the re-sync lr and the naive lr per depth. The white noises, the
+ablation and the deep target use those tuned on smooth noise.
 
 Every cell is a mean over the seeds of :data:`benchmarks.intervals.SEEDS` with its 95%
 interval; the seed sets the inverter's initialisation and the synthetic data drawn for
@@ -93,7 +101,7 @@ CODE = [
     "model_inversion/datamodules/image_folder.py",
 ]
 SCORING_CODE = ["inversion/metrics/reconstruction.py"]
-# To fit the cold rebuild in 25 minutes on 2 cores (docs/layerwise.md): the main table
+# To fit the cold rebuild in the budget (docs/layerwise.md): the main table
 # inverts from the stem to stage3 (the pooled penultimate vector inverts at chance: the
 # earlier single-seed table), and white noise is trained layer-wise only, to stage2
 # (deeper, the earlier table's inverters agreed at chance).
