@@ -5,11 +5,19 @@ synthetic training data (smooth, Gaussian and uniform noise, and images synthesi
 the target by DeepInversion), one inverter stack is trained block by block (with the
 cycle term), then re-synced end to end from each depth d ("layerwise"); "blockwise" is
 the stack's first d blocks before the re-sync. The naive baseline is a decoder of the
-same architecture trained end to end, from each depth, on the same data, with as many
-steps as each block of the layer-wise stack gets (blockwise + resync). Every inverter
+same architecture trained end to end, from each depth, on the same data, at equal
+compute: as many steps as fit the floating-point operations of the layer-wise inverter
+at that depth (its blocks' blockwise steps and its re-sync; one step of each phase
+counted by :mod:`benchmarks.compute`, :func:`equal_compute_steps`). Every inverter
 sees only synthetic images; scores are on the 360 real test digits, which none saw:
 PSNR, SSIM, and agreement (the target, and the independent digits:cnn, classify the
 reconstruction as they classify the original).
+
+Learning rates (issue 14): each default (blockwise and naive 1e-3, re-sync 3e-4) times
+0.5, 1 and 2, chosen by PSNR on the digits validation split at :data:`TUNING_SEED`, a
+seed no table cell uses (:func:`tuned_lrs`): per full training source, the blockwise lr
+of the stack, then the re-sync lr and the naive lr per depth. The white noises, the
+ablation and the deep target use those tuned on smooth noise.
 
 Every cell is a mean over the seeds of :data:`benchmarks.intervals.SEEDS` with its 95%
 interval; the seed sets the inverter's initialisation and the synthetic data drawn for
@@ -47,6 +55,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.cells import cached_cell, cached_tensors, source_digest, zoo_keys
+from benchmarks.compute import step_flops, steps_within
 from benchmarks.intervals import SEEDS, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
 from inversion import build_classifier
@@ -54,7 +63,15 @@ from inversion.class_inversion import ClassInverter, recipe_from
 from inversion.data.digits import load_digits_split
 from inversion.data.noise import NoiseKind
 from inversion.data.synthesised import read_synthesised_folder, write_manifest, write_png
-from inversion.layerwise import BlockOptions, InverterStack, LossWeights, Schedule, train_stack
+from inversion.layerwise import (
+    BlockOptions,
+    InverterStack,
+    LossWeights,
+    Phase,
+    Schedule,
+    phase_loss,
+    train_stack,
+)
 from inversion.metrics.reconstruction import psnr, ssim
 from inversion.models.classifier import ImageClassifier
 from inversion.models.split import split_classifier
@@ -84,7 +101,7 @@ CODE = [
     "model_inversion/datamodules/image_folder.py",
 ]
 SCORING_CODE = ["inversion/metrics/reconstruction.py"]
-# To fit the cold rebuild in 25 minutes on 2 cores (docs/layerwise.md): the main table
+# To fit the cold rebuild in the budget (docs/layerwise.md): the main table
 # inverts from the stem to stage3 (the pooled penultimate vector inverts at chance: the
 # earlier single-seed table), and white noise is trained layer-wise only, to stage2
 # (deeper, the earlier table's inverters agreed at chance).
@@ -100,6 +117,12 @@ SYNTHESIS: dict[str, Any] = {
     "seed": 0,
 }
 README_DIR = Path(__file__).resolve().parents[1] / "docs" / "layerwise"
+# The learning-rate sweep (issue 14): each default times each factor, chosen by PSNR on the
+# digits validation split at a seed no table cell uses (:func:`tuned_lrs`).
+LR = Schedule.lr  # 1e-3: the blockwise phase and the naive decoder
+RESYNC_LR = Schedule.resync_lr  # 3e-4
+LR_FACTORS = (0.5, 1.0, 2.0)
+TUNING_SEED = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +141,22 @@ class Recipe:
     seed: int = 0
     stack_depth: int = len(MAIN_DEPTHS)  # blocks trained blockwise (shared by the depths below)
     target: str = TARGET  # a key of CUTS
+    lr: float = LR  # peak Adam lr of the blockwise phase (layerwise) or of the naive decoder
+    resync_lr: float = RESYNC_LR  # peak Adam lr of the re-sync phase
 
     def fields(self) -> dict[str, Any]:
-        """The cell's fields: the recipe, its layers, its data and the zoo model's recipe."""
+        """The cell's fields: the recipe, its layers, its data and the zoo model's recipe.
+
+        A learning rate enters only where it is not the default, so the cells of a
+        default recipe keep the key they had before the learning rates were fields.
+        """
         synthesised = self.source == "synthesised"
+        recipe = dataclasses.asdict(self)
+        for name, default in (("lr", LR), ("resync_lr", RESYNC_LR)):
+            if recipe[name] == default:
+                del recipe[name]
         return {
-            **dataclasses.asdict(self),
+            **recipe,
             "layers": list(CUTS[self.target][: self.depth]),
             "synthesis": synthesis_key(self.target) if synthesised else None,
             "zoo": zoo_keys([self.target]),
@@ -214,15 +247,24 @@ def trained(recipe: Recipe, resync: bool = True) -> tuple[InverterStack, float]:
     """
     options = BlockOptions.from_dict(dict(recipe.block))
     if recipe.method == "naive":
-        plan = Schedule(recipe.depth, method="naive", naive_steps=recipe.naive_steps)
+        plan = Schedule(recipe.depth, method="naive", naive_steps=recipe.naive_steps, lr=recipe.lr)
         state, seconds = _cached("naive", recipe, lambda: _train(recipe, plan, None))
     else:
-        full = dataclasses.replace(recipe, depth=recipe.stack_depth, resync_steps=0)
-        plan = Schedule(recipe.stack_depth, blockwise_steps=recipe.block_steps, resync_steps=0)
+        full = dataclasses.replace(
+            recipe, depth=recipe.stack_depth, resync_steps=0, resync_lr=RESYNC_LR
+        )
+        plan = Schedule(
+            recipe.stack_depth, blockwise_steps=recipe.block_steps, resync_steps=0, lr=recipe.lr
+        )
         state, seconds = _cached("blockwise", full, lambda: _train(full, plan, None))
         seconds *= recipe.depth / recipe.stack_depth  # this depth's share
         if resync:
-            plan = Schedule(recipe.depth, blockwise_steps=0, resync_steps=recipe.resync_steps)
+            plan = Schedule(
+                recipe.depth,
+                blockwise_steps=0,
+                resync_steps=recipe.resync_steps,
+                resync_lr=recipe.resync_lr,
+            )
             init = state
             state, resync_seconds = _cached("resync", recipe, lambda: _train(recipe, plan, init))
             seconds += resync_seconds
@@ -238,34 +280,38 @@ def _classifier(name: str) -> ImageClassifier:
 
 
 @functools.cache
-def _test_digits() -> Tensor:
-    return load_digits_split("test")[0]
+def _digits(split: str = "test") -> Tensor:
+    return load_digits_split(split)[0]
 
 
 @functools.cache
 @torch.no_grad()
-def _features(target: str, depth: int) -> Tensor:
-    return _blocks(depth, target)(_test_digits())
+def _features(target: str, depth: int, split: str = "test") -> Tensor:
+    return _blocks(depth, target)(_digits(split))
 
 
 @functools.cache
 @torch.no_grad()
-def _classes(classifier: str) -> Tensor:
-    return _classifier(classifier)(_test_digits()).argmax(1)
+def _classes(classifier: str, split: str = "test") -> Tensor:
+    return _classifier(classifier)(_digits(split)).argmax(1)
 
 
 @torch.no_grad()
-def evaluate(stack: InverterStack, depth: int, target_name: str = TARGET) -> dict[str, float]:
-    """Invert the real test digits from ``depth``: PSNR, SSIM, agreement (target, verifier).
+def evaluate(
+    stack: InverterStack, depth: int, target_name: str = TARGET, split: str = "test"
+) -> dict[str, float]:
+    """Invert the real digits of ``split`` (the table: test; the lr sweep: val) from
+    ``depth``: PSNR, SSIM, agreement (target, verifier).
 
     Agreement: the fraction of reconstructions a classifier puts in the class it gives
     the original.
     """
-    images = _test_digits()
-    recon = stack(_features(target_name, depth), depth).clamp(0, 1)
+    images = _digits(split)
+    recon = stack(_features(target_name, depth, split), depth).clamp(0, 1)
 
     def agree(name: str) -> float:
-        return float((_classifier(name)(recon).argmax(1) == _classes(name)).float().mean())
+        correct = _classifier(name)(recon).argmax(1) == _classes(name, split)
+        return float(correct.float().mean())
 
     return {
         "psnr": float(psnr(recon, images).mean()),
@@ -275,38 +321,225 @@ def evaluate(stack: InverterStack, depth: int, target_name: str = TARGET) -> dic
     }
 
 
-def score(source: str, method: str, depth: int, seed: int, **overrides) -> dict[str, float]:
-    """One cell at one seed: ``method`` trained on ``source``, scored from ``depth`` (cached).
+def recipe_of(source: str, method: str, depth: int, seed: int, **overrides) -> Recipe:
+    """The recipe that trains ``method``'s inverter for ``depth``.
 
-    ``blockwise``: the first ``depth`` blocks of one blockwise-trained stack; ``layerwise``:
-    those re-synced from ``depth``; ``naive``: one decoder per depth. Adds ``seconds``, the
-    training time (a blockwise stack's time shared by its depths).
+    A learning rate the method does not use is the default (so it does not key the cell);
+    the naive decoder gets the layer-wise compute at its depth (:func:`equal_compute_steps`)
+    unless ``naive_steps`` is given.
     """
     recipe_method = "naive" if method == "naive" else "layerwise"
     recipe = Recipe(source, recipe_method, depth, seed=seed, **overrides)
+    if method != "layerwise":
+        recipe = dataclasses.replace(recipe, resync_lr=RESYNC_LR)
+    if method == "naive" and "naive_steps" not in overrides:
+        recipe = dataclasses.replace(recipe, naive_steps=equal_compute_steps(recipe))
+    return recipe
+
+
+def score(
+    source: str, method: str, depth: int, seed: int, split: str = "test", **overrides
+) -> dict[str, float]:
+    """One cell at one seed: ``method`` trained on ``source``, scored from ``depth`` (cached).
+
+    ``blockwise``: the first ``depth`` blocks of one blockwise-trained stack; ``layerwise``:
+    those re-synced from ``depth``; ``naive``: one decoder per depth, at the layer-wise
+    compute (:func:`recipe_of`). Scored on the digits test split (the lr sweep: ``val``).
+    Adds ``seconds``, the training time (a blockwise stack's time shared by its depths).
+    """
+    recipe = recipe_of(source, method, depth, seed, **overrides)
     fields = {"scores": method, **recipe.fields(), "verifier": zoo_keys([VERIFIER])}
+    if split != "test":
+        fields["split"] = split
 
     def compute() -> dict[str, float]:
         stack, seconds = trained(recipe, resync=method == "layerwise")
-        return {**evaluate(stack, depth, recipe.target), "seconds": seconds}
+        return {**evaluate(stack, depth, recipe.target, split), "seconds": seconds}
 
     return cached_cell(TABLE, fields, compute, CODE + SCORING_CODE)
 
 
-def run(
-    source: str, method: str, depths: Sequence[int] = MAIN_DEPTHS, seed: int = 0, **overrides
-) -> dict[int, dict[str, float]]:
-    """Scores of ``method`` trained on ``source`` at one seed, for each depth."""
-    return {depth: score(source, method, depth, seed, **overrides) for depth in depths}
+# Compute: floating-point operations of one training step of each phase (benchmarks.compute).
+
+
+@functools.cache
+def phase_flops(
+    target: str,
+    depth: int,
+    phase: str,
+    block: int | None,
+    batch: int,
+    options: tuple,
+    weights: tuple,
+) -> int:
+    """Operations of one training step of ``phase`` (``blockwise`` of ``block``, ``resync``
+    or ``naive``) of a stack of ``depth`` blocks of ``target``, on a throwaway stack.
+
+    The step is the training loop's (:func:`inversion.layerwise.phase_loss` then the
+    backward pass): the frozen target's prefix forward, the inverse blocks forward and
+    backward, and the cycle terms through the target's blocks (forward and input gradients).
+    """
+    blocks = _blocks(depth, target)
+    with torch.random.fork_rng(), torch.enable_grad():
+        stack = InverterStack(blocks.shapes, BlockOptions.from_dict(dict(options))).train()
+        images = torch.rand(batch, *blocks.shapes[0])
+        loss_weights = LossWeights.from_dict(dict(weights))
+        step_phase = Phase(phase, block, 0, 1, 0, 0.0)
+
+        def step() -> None:
+            loss, _ = phase_loss(step_phase, blocks, stack, images, loss_weights)
+            loss.backward()
+
+        return step_flops(step)
+
+
+def _flops(recipe: Recipe, phase: str, depth: int, block: int | None = None) -> int:
+    return phase_flops(
+        recipe.target, depth, phase, block, recipe.batch, recipe.block, recipe.weights
+    )
+
+
+def blockwise_flops(recipe: Recipe) -> int:
+    """Training operations of the first ``recipe.depth`` blocks of the blockwise stack."""
+    return sum(
+        recipe.block_steps * _flops(recipe, "blockwise", block, block)
+        for block in range(1, recipe.depth + 1)
+    )
+
+
+def layerwise_flops(recipe: Recipe) -> int:
+    """The layer-wise inverter at ``recipe.depth``: its blocks' blockwise steps and the re-sync."""
+    return blockwise_flops(recipe) + recipe.resync_steps * _flops(recipe, "resync", recipe.depth)
+
+
+def naive_step_flops(recipe: Recipe) -> int:
+    """One step of the naive decoder at ``recipe.depth``."""
+    return _flops(recipe, "naive", recipe.depth)
+
+
+def equal_compute_steps(recipe: Recipe) -> int:
+    """The naive decoder's steps at ``recipe.depth``: as many as fit the layer-wise compute."""
+    return steps_within(layerwise_flops(recipe), naive_step_flops(recipe))
+
+
+def compute_table(depths: Sequence[int], layers: Sequence[str], **overrides) -> str:
+    """GFLOPs of training each inverter (and the naive decoder's steps), one column per depth."""
+    recipes = [recipe_of("smooth", "naive", d, SEEDS[0], **overrides) for d in depths]
+    header = "| training compute | " + " | ".join(f"`{layers[d - 1]}`" for d in depths) + " |"
+    rows = {
+        "layerwise (GFLOPs)": [layerwise_flops(r) / 1e9 for r in recipes],
+        "blockwise (GFLOPs)": [blockwise_flops(r) / 1e9 for r in recipes],
+        "naive (GFLOPs)": [r.naive_steps * naive_step_flops(r) / 1e9 for r in recipes],
+    }
+    lines = [header, "|---|" + "---:|" * len(depths)]
+    lines += [
+        f"| {name} | " + " | ".join(f"{v:.1f}" for v in vs) + " |" for name, vs in rows.items()
+    ]
+    steps = " | ".join(str(r.naive_steps) for r in recipes)
+    lines.append(f"| naive steps | {steps} |")
+    return "\n".join(lines)
+
+
+# The learning-rate sweep.
+
+
+@dataclasses.dataclass(frozen=True)
+class TunedLrs:
+    """The learning rates the sweep chose for one kind of training data.
+
+    Attributes:
+        lr: The blockwise phase's (one stack serves every depth).
+        resync: The re-sync phase's, per depth.
+        naive: The naive decoder's, per depth.
+    """
+
+    lr: float
+    resync: dict[int, float]
+    naive: dict[int, float]
+
+
+def validation_psnr(source: str, method: str, depth: int, **overrides) -> float:
+    """PSNR on the digits validation split of an inverter trained at :data:`TUNING_SEED`."""
+    return score(source, method, depth, TUNING_SEED, split="val", **overrides)["psnr"]
+
+
+def best_lr(psnr_by_lr: dict[float, float], default: float) -> float:
+    """The learning rate of the best validation PSNR (a tie keeps ``default``)."""
+    best = max(psnr_by_lr.values())
+    if psnr_by_lr.get(default) == best:
+        return default
+    return max(psnr_by_lr, key=lambda lr: psnr_by_lr[lr])
+
+
+@functools.cache
+def tuned_lrs(source: str) -> TunedLrs:
+    """The sweep on ``source`` (one of :data:`FULL_SOURCES`): each default lr times each of
+    :data:`LR_FACTORS`, picked by PSNR on the digits validation split at :data:`TUNING_SEED`.
+
+    (a) The blockwise lr, by the stack's mean validation PSNR over :data:`MAIN_DEPTHS`;
+    (b) the re-sync lr per depth, on the stack of (a); (c) the naive lr per depth, at its
+    equal-compute steps. The inverters are cached like the table's cells.
+    """
+    grid, resync_grid = ([f * base for f in LR_FACTORS] for base in (LR, RESYNC_LR))
+    stack = {
+        lr: statistics.mean(validation_psnr(source, "blockwise", d, lr=lr) for d in MAIN_DEPTHS)
+        for lr in grid
+    }
+    lr = best_lr(stack, LR)
+    resync = {
+        d: best_lr(
+            {r: validation_psnr(source, "layerwise", d, lr=lr, resync_lr=r) for r in resync_grid},
+            RESYNC_LR,
+        )
+        for d in MAIN_DEPTHS
+    }
+    naive = {
+        d: best_lr({n: validation_psnr(source, "naive", d, lr=n) for n in grid}, LR)
+        for d in MAIN_DEPTHS
+    }
+    return TunedLrs(lr, resync, naive)
+
+
+def lr_overrides(source: str, method: str, depth: int) -> dict[str, float]:
+    """The tuned learning rates of ``method`` at ``depth`` (tuned on ``source``, at the
+    deepest tuned depth where ``depth`` is deeper)."""
+    tuned = tuned_lrs(source)
+    at = min(depth, max(MAIN_DEPTHS))
+    if method == "naive":
+        return {"lr": tuned.naive[at]}
+    if method == "blockwise":
+        return {"lr": tuned.lr}
+    return {"lr": tuned.lr, "resync_lr": tuned.resync[at]}
+
+
+def lr_table() -> str:
+    """The learning rates the sweep chose, one row per tuned kind of training data."""
+    depths = " / ".join(f"`{LAYERS[d - 1]}`" for d in MAIN_DEPTHS)
+    lines = [
+        f"| tuned on | blockwise lr (the stack) | re-sync lr from {depths} "
+        f"| naive lr from {depths} |",
+        "|---|---:|---:|---:|",
+    ]
+    for source in FULL_SOURCES:
+        tuned = tuned_lrs(source)
+        resync = " / ".join(f"{tuned.resync[d]:g}" for d in MAIN_DEPTHS)
+        naive = " / ".join(f"{tuned.naive[d]:g}" for d in MAIN_DEPTHS)
+        lines.append(f"| {source} | {tuned.lr:g} | {resync} | {naive} |")
+    return "\n".join(lines)
 
 
 Runs = dict[int, list[dict[str, float]]]  # depth -> the metrics at each seed
 
 
 def runs(source: str, method: str, depths: Sequence[int], **overrides) -> Runs:
-    """``method`` on ``source`` over :data:`SEEDS`, for each depth."""
-    by_seed = [run(source, method, depths, seed, **overrides) for seed in SEEDS]
-    return {depth: [scores[depth] for scores in by_seed] for depth in depths}
+    """``method`` on ``source`` over :data:`SEEDS`, for each depth, at the learning rates
+    tuned on ``source`` (smooth noise where it is not one of :data:`FULL_SOURCES`)."""
+    tuned_on = source if source in FULL_SOURCES else "smooth"
+    by_depth: Runs = {}
+    for depth in depths:
+        options: dict[str, Any] = {**lr_overrides(tuned_on, method, depth), **overrides}
+        by_depth[depth] = [score(source, method, depth, seed, **options) for seed in SEEDS]
+    return by_depth
 
 
 def values(cell: list[dict[str, float]], metric: str) -> list[float]:
@@ -381,8 +614,8 @@ def ablation_table(rows: dict[str, dict[str, list[dict[str, float]]]]) -> str:
 
 # The deep target: 19 convolutions before the head, cut after every residual block (ten
 # blocks); inverted from the end of the last stage only (to fit the budget). 300 steps per
-# block and 300 re-sync steps, and the naive decoder at about the layer-wise training time
-# (1,100 steps), as in the earlier single-seed table.
+# block and 300 re-sync steps, and the naive decoder at the layer-wise compute (as in the
+# main table), at the learning rates tuned on smooth noise from the main table's deepest cut.
 DEEP_DEPTHS = (10,)  # after stage3.2: 19 convolutions
 DEEP: dict[str, Any] = {
     "target": DEEP_TARGET,
@@ -390,18 +623,12 @@ DEEP: dict[str, Any] = {
     "block_steps": 300,
     "resync_steps": 300,
 }
-DEEP_NAIVE_STEPS = 1100
-DEEP_NAIVE = {**DEEP, "naive_steps": DEEP_NAIVE_STEPS}  # about the layer-wise time
 DEEP_METRICS = (("psnr", 1), ("agree", 2), ("agree_verifier", 2))
 
 
 def deep_rows() -> dict[str, Runs]:
     """Runs of each row of the deep table (smooth noise): ``{row: {depth: cell}}``."""
-    return {
-        "layerwise": runs("smooth", "layerwise", DEEP_DEPTHS, **DEEP),
-        "blockwise": runs("smooth", "blockwise", DEEP_DEPTHS, **DEEP),
-        f"naive, {DEEP_NAIVE_STEPS} steps": runs("smooth", "naive", DEEP_DEPTHS, **DEEP_NAIVE),
-    }
+    return {method: runs("smooth", method, DEEP_DEPTHS, **DEEP) for method in METHODS}
 
 
 def deep_table(rows: dict[str, Runs]) -> str:
@@ -490,25 +717,24 @@ def claims(
     for depth in DEEP_DEPTHS:
         layer = CUTS[DEEP_TARGET][depth - 1]
         mine = deep["layerwise"][depth]
-        for other in (f"naive, {DEEP_NAIVE_STEPS} steps", "blockwise"):
+        for other in ("naive", "blockwise"):
             metrics = {**CLAIM_METRICS, "agree_verifier": ("agreement of digits:cnn", 3)}
             for metric, (title, _) in metrics.items():
                 context = f"deep target from `{layer}`, {title}"
-                name = other.split(",")[0]
                 lines.append(
-                    _claim(context, "layerwise", name, mine, deep[other][depth], metric, title)
+                    _claim(context, "layerwise", other, mine, deep[other][depth], metric, title)
                 )
     return lines
 
 
-def _grids(source: str, depths, target: str, overrides: dict[str, dict]) -> list[torch.Tensor]:
-    """One depth grid per method (``overrides``: method -> recipe fields) of 10 test digits."""
+def _grids(source: str, depths, target: str, methods: dict[str, dict]) -> list[torch.Tensor]:
+    """One depth grid per method (``methods``: method -> recipe fields) of 10 test digits."""
     from inversion.visual import depth_grid
 
     images, _ = grid_digits()
     return [
         depth_grid(images, reconstructions(images, source, depths, target, method, fields), 2)
-        for method, fields in overrides.items()
+        for method, fields in methods.items()
     ]
 
 
@@ -522,10 +748,12 @@ def grid_digits() -> tuple[torch.Tensor, torch.Tensor]:
 def reconstructions(
     images: torch.Tensor, source: str, depths, target: str, method: str, fields: dict
 ) -> list[torch.Tensor]:
-    """``images`` reconstructed from each depth by the (cached, seed 0) inverters of a method."""
+    """``images`` reconstructed from each depth by the (cached, seed 0) inverters of a method
+    (``layerwise`` or ``naive``, at the table's learning rates and compute)."""
     by_depth = []
     for depth in depths:
-        stack, _ = trained(Recipe(source, method, depth, seed=SEEDS[0], **fields))
+        lrs = lr_overrides(source, method, depth)
+        stack, _ = trained(recipe_of(source, method, depth, SEEDS[0], **lrs, **fields))
         with torch.no_grad():
             by_depth.append(stack(_blocks(depth, target)(images), depth).clamp(0, 1))
     return by_depth
@@ -534,11 +762,11 @@ def reconstructions(
 def write_deep_grid() -> Path:
     """Original | reconstruction from the deep target's last stage (PNG, seed 0).
 
-    Layer-wise rows on the left, naive (about the same training time) on the right.
+    Layer-wise rows on the left, naive (the same compute) on the right.
     """
     from torchvision.utils import save_image
 
-    grids = _grids("smooth", DEEP_DEPTHS, DEEP_TARGET, {"layerwise": DEEP, "naive": DEEP_NAIVE})
+    grids = _grids("smooth", DEEP_DEPTHS, DEEP_TARGET, {"layerwise": DEEP, "naive": DEEP})
     path = README_DIR / "depths_deep.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(torch.cat(grids, dim=2), path, padding=0)
@@ -559,6 +787,7 @@ def write_grids(source: str = "smooth") -> Path:
 def tables() -> str:
     """The tables and their claims, as the docs show them; writes the grids."""
     start, cpu = time.perf_counter(), time.process_time()
+    lrs = lr_table()  # the sweep first: every row runs at its tuned learning rates
     main, ablation, deep = main_rows(), ablation_rows(), deep_rows()
     for source in FULL_SOURCES:
         write_grids(source)
@@ -569,11 +798,23 @@ def tables() -> str:
         "Each cell **PSNR (dB) / SSIM / agreement of the target**, mean ± 95% interval over "
         f"{len(SEEDS)} seeds:\n\n"
         + main_table(main)
+        + "\n\nTraining compute of each inverter (the naive decoder gets as many steps as fit "
+        "the layer-wise compute at its depth):\n\n"
+        + compute_table(MAIN_DEPTHS, LAYERS)
+        + "\n\nLearning rates, each default (blockwise and naive "
+        f"{LR:g}, re-sync {RESYNC_LR:g}) times "
+        + ", ".join(f"{f:g}" for f in LR_FACTORS)
+        + f", chosen by PSNR on the digits validation split at seed {TUNING_SEED} (no table "
+        "cell's seed); the white noises, the ablation and the deep target use those tuned "
+        "on smooth noise (the deep target: from `stage3`):\n\n"
+        + lrs
         + "\n\nAblation of the default inverse block and loss (one stack of three blocks):\n\n"
         + ablation_table(ablation)
         + "\n\nThe deep target `digits:resnet-deep`, cut after each of its ten blocks; each "
         "cell **PSNR (dB) / agreement of the target / agreement of digits:cnn**:\n\n"
         + deep_table(deep)
+        + "\n\n"
+        + compute_table(DEEP_DEPTHS, CUTS[DEEP_TARGET], **DEEP)
         + f"\n\nWhat the intervals allow (paired over the {len(SEEDS)} seeds):\n\n"
         + "\n".join(claims(main, ablation, deep))
         + f"\n\n(This run: {minutes:.0f} min, {cpu_minutes:.0f} CPU-minutes, "

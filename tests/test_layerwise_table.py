@@ -9,6 +9,7 @@ import pytest
 
 import benchmarks.cells
 from benchmarks import layerwise_table as table
+from benchmarks.cells import cell_key
 from benchmarks.intervals import SEEDS
 
 TINY = {"block_steps": 1, "resync_steps": 1, "naive_steps": 2, "stack_depth": 1}
@@ -62,11 +63,9 @@ def test_claims_say_beats_only_where_the_paired_interval_excludes_zero():
             name: {m: _runs(lambda s, m=m: value_of_method(m, s), [1])[1] for m in table.METHODS}
             for name in table.ABLATIONS
         }
-        names = {"layerwise": "layerwise", "blockwise": "blockwise"}
-        names[f"naive, {table.DEEP_NAIVE_STEPS} steps"] = "naive"
         deep = {
-            name: _runs(lambda s, m=method: value_of_method(m, s), table.DEEP_DEPTHS)
-            for name, method in names.items()
+            method: _runs(lambda s, m=method: value_of_method(m, s), table.DEEP_DEPTHS)
+            for method in table.METHODS
         }
         return main, ablation, deep
 
@@ -76,6 +75,82 @@ def test_claims_say_beats_only_where_the_paired_interval_excludes_zero():
         line.split(" (")[0] for line in lines
     ]
     assert all("beats" not in line for line in lines if line.startswith("- ablation"))
+    assert "- deep target from `stage3.2`, PSNR: layerwise beats naive" in [
+        line.split(" (")[0] for line in lines
+    ]
     # a difference that changes sign with the seed is no claim
     noisy = table.claims(*rows(lambda m, s: 0.5 + ((s - 1) if m == "layerwise" else 0)))
     assert not [line for line in noisy if "beats" in line]
+
+
+def test_the_naive_decoder_gets_the_layer_wise_compute_at_each_depth():
+    recipes = [table.recipe_of("smooth", "naive", d, 0, batch=2) for d in table.MAIN_DEPTHS]
+    steps = [recipe.naive_steps for recipe in recipes]
+    assert steps == sorted(set(steps))  # more steps from deeper cuts
+    for recipe in recipes:
+        budget, step = table.layerwise_flops(recipe), table.naive_step_flops(recipe)
+        assert 0 <= budget - recipe.naive_steps * step < step  # within one step
+        assert table.blockwise_flops(recipe) < budget
+    assert table.recipe_of("smooth", "naive", 2, 0, naive_steps=7).naive_steps == 7
+
+
+def test_a_default_recipe_keeps_its_key_and_a_learning_rate_changes_it():
+    old_fields = {
+        "source", "method", "depth", "block", "weights", "block_steps", "resync_steps",
+        "naive_steps", "batch", "seed", "stack_depth", "target", "layers", "synthesis", "zoo",
+    }  # fmt: skip
+    default = table.Recipe().fields()
+    assert set(default) == old_fields  # the key the cached cells were written with
+    assert table.Recipe(lr=table.LR, resync_lr=table.RESYNC_LR).fields() == default
+    for changed in ({"lr": 2 * table.LR}, {"resync_lr": 0.5 * table.RESYNC_LR}):
+        fields = table.Recipe(**changed).fields()
+        assert cell_key(table.TABLE, fields) != cell_key(table.TABLE, default)
+    # the blockwise and naive rows do not use the re-sync lr: it does not key them
+    for method in ("blockwise", "naive"):
+        recipe = table.recipe_of("smooth", method, 1, 0, resync_lr=1.0, naive_steps=2)
+        assert "resync_lr" not in recipe.fields()
+
+
+@pytest.fixture
+def sweep(monkeypatch):
+    """The validation PSNR of a (fake) inverter depends on its method, depth and lrs."""
+    calls = []
+
+    def psnr(source, method, depth, seed, split="test", **lrs):
+        calls.append((method, depth, seed, split, lrs))
+        if method == "blockwise":
+            return {"psnr": {0.5: 10.0, 1.0: 11.0, 2.0: 10.5}[lrs["lr"] / table.LR] + depth}
+        if method == "layerwise":
+            best = 0.5 if depth < 3 else 2.0  # the best re-sync factor moves with depth
+            return {"psnr": 20.0 - abs(lrs["resync_lr"] / table.RESYNC_LR - best)}
+        return {"psnr": 15.0 + lrs["lr"] / table.LR}  # naive: the largest lr
+
+    monkeypatch.setattr(table, "score", psnr)
+    table.tuned_lrs.cache_clear()
+    yield calls
+    table.tuned_lrs.cache_clear()
+
+
+def test_the_sweep_picks_the_best_validation_psnr_at_the_tuning_seed(sweep):
+    tuned = table.tuned_lrs("smooth")
+    assert tuned.lr == table.LR
+    assert tuned.resync == {d: (0.5 if d < 3 else 2.0) * table.RESYNC_LR for d in table.MAIN_DEPTHS}
+    assert tuned.naive == dict.fromkeys(table.MAIN_DEPTHS, 2 * table.LR)
+    assert {(seed, split) for _, _, seed, split, _ in sweep} == {(table.TUNING_SEED, "val")}
+    assert table.TUNING_SEED not in SEEDS
+    resyncs = [lrs for method, _, _, _, lrs in sweep if method == "layerwise"]
+    assert all(lrs["lr"] == tuned.lr for lrs in resyncs)  # on the tuned stack
+
+
+def test_every_row_runs_at_the_learning_rates_tuned_for_it(sweep):
+    assert table.lr_overrides("smooth", "layerwise", 4) == {
+        "lr": table.LR,
+        "resync_lr": 2 * table.RESYNC_LR,
+    }
+    assert table.lr_overrides("smooth", "naive", 10) == {"lr": 2 * table.LR}  # the deepest
+    assert table.lr_overrides("smooth", "blockwise", 1) == {"lr": table.LR}
+
+
+def test_a_tie_keeps_the_default_lr():
+    assert table.best_lr({0.5: 1.0, 1.0: 1.0, 2.0: 0.5}, 1.0) == 1.0
+    assert table.best_lr({0.5: 1.0, 1.0: 0.9, 2.0: 0.5}, 1.0) == 0.5
