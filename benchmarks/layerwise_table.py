@@ -55,6 +55,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.cells import cached_cell, cached_tensors, source_digest, zoo_keys
+from benchmarks import sweep
 from benchmarks.compute import step_flops, steps_within
 from benchmarks.intervals import SEEDS, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
@@ -463,38 +464,31 @@ def validation_psnr(source: str, method: str, depth: int, **overrides) -> float:
     return score(source, method, depth, TUNING_SEED, split="val", **overrides)["psnr"]
 
 
-def best_lr(psnr_by_lr: dict[float, float], default: float) -> float:
-    """The learning rate of the best validation PSNR (a tie keeps ``default``)."""
-    best = max(psnr_by_lr.values())
-    if psnr_by_lr.get(default) == best:
-        return default
-    return max(psnr_by_lr, key=lambda lr: psnr_by_lr[lr])
-
-
 @functools.cache
 def tuned_lrs(source: str) -> TunedLrs:
     """The sweep on ``source`` (one of :data:`FULL_SOURCES`): each default lr times each of
-    :data:`LR_FACTORS`, picked by PSNR on the digits validation split at :data:`TUNING_SEED`.
+    :data:`LR_FACTORS`, widened at the grid's edges (:mod:`benchmarks.sweep`), picked by
+    PSNR on the digits validation split at :data:`TUNING_SEED`.
 
     (a) The blockwise lr, by the stack's mean validation PSNR over :data:`MAIN_DEPTHS`;
     (b) the re-sync lr per depth, on the stack of (a); (c) the naive lr per depth, at its
     equal-compute steps. The inverters are cached like the table's cells.
     """
-    grid, resync_grid = ([f * base for f in LR_FACTORS] for base in (LR, RESYNC_LR))
-    stack = {
-        lr: statistics.mean(validation_psnr(source, "blockwise", d, lr=lr) for d in MAIN_DEPTHS)
-        for lr in grid
-    }
-    lr = best_lr(stack, LR)
+
+    def stack_psnr(lr: float) -> float:
+        return statistics.mean(validation_psnr(source, "blockwise", d, lr=lr) for d in MAIN_DEPTHS)
+
+    lr = sweep.tuned(stack_psnr, LR, LR_FACTORS)
     resync = {
-        d: best_lr(
-            {r: validation_psnr(source, "layerwise", d, lr=lr, resync_lr=r) for r in resync_grid},
+        d: sweep.tuned(
+            lambda r, d=d: validation_psnr(source, "layerwise", d, lr=lr, resync_lr=r),
             RESYNC_LR,
+            LR_FACTORS,
         )
         for d in MAIN_DEPTHS
     }
     naive = {
-        d: best_lr({n: validation_psnr(source, "naive", d, lr=n) for n in grid}, LR)
+        d: sweep.tuned(lambda n, d=d: validation_psnr(source, "naive", d, lr=n), LR, LR_FACTORS)
         for d in MAIN_DEPTHS
     }
     return TunedLrs(lr, resync, naive)
@@ -804,6 +798,8 @@ def tables() -> str:
         + "\n\nLearning rates, each default (blockwise and naive "
         f"{LR:g}, re-sync {RESYNC_LR:g}) times "
         + ", ".join(f"{f:g}" for f in LR_FACTORS)
+        + " (the grid widens by a factor of 2 while the best is on its edge, up to "
+        f"{sweep.MAX_WIDENINGS} times each way)"
         + f", chosen by PSNR on the digits validation split at seed {TUNING_SEED} (no table "
         "cell's seed); the white noises, the ablation and the deep target use those tuned "
         "on smooth noise (the deep target: from `stage3`):\n\n"

@@ -151,3 +151,27 @@ def test_step_flops_counts_forward_and_backward_of_a_linear_layer():
     assert steps_within(1, both) == 1
     with pytest.raises(ValueError, match="no matrix product"):
         step_flops(lambda: torch.ones(3).sum())
+
+
+def test_the_sweep_widens_at_its_edges_until_the_best_is_inside():
+    from benchmarks import sweep
+
+    tried = []
+
+    def score(rate):  # best at 8: two widenings past the first grid's top
+        tried.append(rate)
+        return -abs(math.log2(rate / 8.0))
+
+    scores = sweep.sweep(score, 1.0)
+    assert sweep.pick(scores, 1.0) == 8.0 and not sweep.at_edge(scores, 1.0)
+    assert sorted(tried) == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    low = sweep.sweep(lambda rate: -rate, 1.0)  # lower is always better: stops at the limit
+    assert min(low) == 0.5 / 2**sweep.MAX_WIDENINGS and sweep.at_edge(low, 1.0)
+    assert sweep.tuned(lambda rate: 1.0 - abs(rate - 1.0), 1.0) == 1.0  # inside: no widening
+
+
+def test_a_tie_keeps_the_default_else_the_lowest_best_rate():
+    from benchmarks.sweep import pick
+
+    assert pick({0.5: 1.0, 1.0: 1.0, 2.0: 0.5}, 1.0) == 1.0
+    assert pick({0.5: 1.0, 1.0: 0.9, 2.0: 1.0}, 1.0) == 0.5
