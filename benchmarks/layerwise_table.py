@@ -54,8 +54,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from benchmarks.cells import cached_cell, cached_tensors, source_digest, zoo_keys
 from benchmarks import sweep
+from benchmarks.cells import cached_cell, cached_tensors, source_digest, zoo_keys
 from benchmarks.compute import step_flops, steps_within
 from benchmarks.intervals import SEEDS, estimate, paired_difference, verdict
 from benchmarks.table_cli import run_table_command
