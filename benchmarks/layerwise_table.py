@@ -479,18 +479,17 @@ def tuned_lrs(source: str) -> TunedLrs:
         return statistics.mean(validation_psnr(source, "blockwise", d, lr=lr) for d in MAIN_DEPTHS)
 
     lr = sweep.tuned(stack_psnr, LR, LR_FACTORS)
-    resync = {
-        d: sweep.tuned(
-            lambda r, d=d: validation_psnr(source, "layerwise", d, lr=lr, resync_lr=r),
-            RESYNC_LR,
-            LR_FACTORS,
-        )
-        for d in MAIN_DEPTHS
-    }
-    naive = {
-        d: sweep.tuned(lambda n, d=d: validation_psnr(source, "naive", d, lr=n), LR, LR_FACTORS)
-        for d in MAIN_DEPTHS
-    }
+    resync, naive = {}, {}
+    for d in MAIN_DEPTHS:
+
+        def resync_psnr(rate: float, depth: int = d) -> float:
+            return validation_psnr(source, "layerwise", depth, lr=lr, resync_lr=rate)
+
+        def naive_psnr(rate: float, depth: int = d) -> float:
+            return validation_psnr(source, "naive", depth, lr=rate)
+
+        resync[d] = sweep.tuned(resync_psnr, RESYNC_LR, LR_FACTORS)
+        naive[d] = sweep.tuned(naive_psnr, LR, LR_FACTORS)
     return TunedLrs(lr, resync, naive)
 
 
