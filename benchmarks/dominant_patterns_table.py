@@ -17,8 +17,9 @@ the clean prediction), dominance (prediction(x + p) = prediction(p)) and perturb
 accuracy. A random-sign pattern (+-eps everywhere) is the control.
 
 Each method (objective and proxy) at each eps runs at its best learning rate from a sweep,
-LR x LR_FACTORS (1e-2 x 0.5, 1, 2), chosen by the fooling rate on the digits validation
-split of its pattern at TUNING_SEED, a seed no table cell uses (:func:`tuned_lr`).
+LR x LR_FACTORS (1e-2 x 0.5, 1, 2) widened at its edges (:mod:`benchmarks.sweep`),
+chosen by the fooling rate on the digits validation split of its pattern at TUNING_SEED,
+a seed no table cell uses (:func:`tuned_lr`).
 
 Every cell is a mean over the seeds of :data:`benchmarks.intervals.SEEDS` with its 95%
 interval. The seed is the method's own randomness: the order of the proxy batches, the
@@ -54,6 +55,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.utils import make_grid, save_image
 
+from benchmarks import sweep
 from benchmarks.cells import cached_tensors, zoo_keys
 from benchmarks.compute import step_flops, steps_within
 from benchmarks.intervals import SEEDS, Estimate, SeedRuns, estimate, paired_difference, verdict
@@ -237,17 +239,18 @@ def scores(spec: str, pattern: UniversalPattern, split: str = "test") -> dict[st
 
 @cache
 def tuned_lr(objective: str, proxy: str, eps: int) -> float:
-    """The learning rate of the sweep (:data:`LR` times each of :data:`LR_FACTORS`) whose
-    pattern of the target at :data:`TUNING_SEED` has the best fooling rate on the digits
-    validation split (the patterns are cached like the table's). A tie keeps the default
-    :data:`LR` where it is among the best: 180 validation digits give no evidence to move."""
-    rates = {}
+    """The learning rate of the sweep (:data:`LR` times each of :data:`LR_FACTORS`, widened
+    at the grid's edges: :mod:`benchmarks.sweep`) whose pattern of the target at
+    :data:`TUNING_SEED` has the best fooling rate on the digits validation split (the
+    patterns are cached like the table's). A tie keeps the default :data:`LR` where it is
+    among the best: 180 validation digits give no evidence to move."""
     base = PatternRecipe(objective=objective, proxy=proxy, eps=eps, seed=TUNING_SEED)
-    for factor in LR_FACTORS:
-        recipe = dataclasses.replace(base, lr=factor * LR)
-        rates[recipe.lr] = scores(recipe.target, pattern_for(recipe), "val")["fooling_rate"]
-    best = max(rates.values())
-    return LR if rates[LR] == best else max(rates, key=lambda lr: rates[lr])
+
+    def fooling(lr: float) -> float:
+        recipe = dataclasses.replace(base, lr=lr)
+        return scores(recipe.target, pattern_for(recipe), "val")["fooling_rate"]
+
+    return sweep.tuned(fooling, LR, LR_FACTORS)
 
 
 def method_lr(name: str, eps: int) -> float | None:
@@ -505,7 +508,9 @@ def tables() -> str:
     factors = ", ".join(f"{factor:g}" for factor in LR_FACTORS)
     return (
         f"{main}\n\nlr: each method's Adam learning rate at each eps, chosen from {LR:g} x "
-        f"({factors}) by the fooling rate on the digits validation split of its pattern at a "
+        f"({factors}), widened by a factor of 2 while the best is on the grid's edge (at most "
+        f"{sweep.MAX_WIDENINGS} times each way), "
+        "by the fooling rate on the digits validation split of its pattern at a "
         f"tuning seed ({TUNING_SEED}) that no table cell uses; every cell of the row runs at "
         "it (the settings and transfer tables below use the lr tuned for their method at "
         f"eps {MAIN_EPS}/255 on `{TARGET}`).\n\n"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import dominant_patterns_table as table
+from benchmarks import sweep
 from benchmarks.intervals import SEEDS
 from benchmarks.update_readme import page_with_marker
 
@@ -52,5 +53,6 @@ def test_every_row_states_the_lr_its_sweep_chose():
     for eps in table.EPSILONS:
         for name in table.METHODS:
             lr = table.tuned_lr(*table.METHODS[name], eps)
-            assert lr in [f * table.LR for f in table.LR_FACTORS], name
+            reach = 1 + sweep.MAX_WIDENINGS  # the widened grid: LR x 2**k, |k| <= reach
+            assert lr in [table.LR * 2.0**k for k in range(-reach, reach + 1)], name
             assert f"| {eps}/255 | {name} | {lr:g} |" in page, (eps, name)

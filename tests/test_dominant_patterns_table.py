@@ -102,7 +102,8 @@ def test_the_lr_keys_a_pattern_and_the_default_lr_keeps_the_cached_cells():
 @pytest.fixture
 def sweep(monkeypatch):
     """pattern_for returns the recipe itself; the validation fooling rate depends on its lr."""
-    rates = {0.5 * table.LR: 0.3, table.LR: 0.2, 2 * table.LR: 0.5}
+    rates = {0.25 * table.LR: 0.1, 0.5 * table.LR: 0.3, table.LR: 0.2, 2 * table.LR: 0.5,
+             4 * table.LR: 0.4}  # fmt: skip
     asked: list[tuple[table.PatternRecipe, str]] = []
 
     def scores(spec, recipe, split="test"):
@@ -119,7 +120,8 @@ def sweep(monkeypatch):
 def test_the_sweep_picks_the_best_validation_fooling_rate_at_the_tuning_seed(sweep):
     assert table.tuned_lr("sgd_uap", "noise", 10) == 2 * table.LR
     assert table.TUNING_SEED not in table.SEEDS
-    assert sorted(recipe.lr for recipe, _ in sweep) == [f * table.LR for f in table.LR_FACTORS]
+    # the best (2x) is on the first grid's edge: the grid widens to 4x, which is worse
+    assert sorted(recipe.lr for recipe, _ in sweep) == [f * table.LR for f in (0.5, 1, 2, 4)]
     assert all(recipe.seed == table.TUNING_SEED and split == "val" for recipe, split in sweep)
     assert all((recipe.objective, recipe.proxy, recipe.eps) == ("sgd_uap", "noise", 10)
                for recipe, _ in sweep)  # fmt: skip
@@ -138,11 +140,12 @@ def test_every_seed_of_a_method_runs_at_its_tuned_lr(sweep):
         ((0.4, 0.4, 0.4), 1.0),
         ((0.5, 0.4, 0.5), 0.5),
         ((0.3, 0.4, 0.4), 1.0),
-        ((0.1, 0.2, 0.3), 2.0),
+        ((0.1, 0.2, 0.3), 2.0),  # on the edge: 4x (0.2) is tried and is worse
     ],
 )
 def test_a_tie_keeps_the_default_lr_where_it_is_among_the_best(monkeypatch, rates, chosen):
     by_lr = dict(zip([f * table.LR for f in table.LR_FACTORS], rates, strict=True))
+    by_lr |= {0.25 * table.LR: 0.2, 4 * table.LR: 0.2}  # the widened grid's edges: worse
     monkeypatch.setattr(table, "pattern_for", lambda recipe: recipe)
     monkeypatch.setattr(
         table, "scores", lambda spec, r, split="test": {"fooling_rate": by_lr[r.lr]}
