@@ -112,9 +112,9 @@ def sweep(monkeypatch):
 
     monkeypatch.setattr(table, "pattern_for", lambda recipe: recipe)
     monkeypatch.setattr(table, "scores", scores)
-    table.tuned_lr.cache_clear()
+    table.lr_sweep.cache_clear()
     yield asked
-    table.tuned_lr.cache_clear()
+    table.lr_sweep.cache_clear()
 
 
 def test_the_sweep_picks_the_best_validation_fooling_rate_at_the_tuning_seed(sweep):
@@ -150,8 +150,8 @@ def test_a_tie_keeps_the_default_lr_where_it_is_among_the_best(monkeypatch, rate
     monkeypatch.setattr(
         table, "scores", lambda spec, r, split="test": {"fooling_rate": by_lr[r.lr]}
     )
-    table.tuned_lr.cache_clear()
+    table.lr_sweep.cache_clear()
     try:
         assert table.tuned_lr("dominant", "digits", 16) == chosen * table.LR
     finally:
-        table.tuned_lr.cache_clear()
+        table.lr_sweep.cache_clear()
