@@ -47,7 +47,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -452,11 +452,14 @@ class TunedLrs:
         lr: The blockwise phase's (one stack serves every depth).
         resync: The re-sync phase's, per depth.
         naive: The naive decoder's, per depth.
+        at_limit: The picks still on the widened grid's edge (the best may lie further
+            out), named like ``re-sync from `stem```.
     """
 
     lr: float
     resync: dict[int, float]
     naive: dict[int, float]
+    at_limit: tuple[str, ...] = ()
 
 
 def validation_psnr(source: str, method: str, depth: int, **overrides) -> float:
@@ -478,7 +481,15 @@ def tuned_lrs(source: str) -> TunedLrs:
     def stack_psnr(lr: float) -> float:
         return statistics.mean(validation_psnr(source, "blockwise", d, lr=lr) for d in MAIN_DEPTHS)
 
-    lr = sweep.tuned(stack_psnr, LR, LR_FACTORS)
+    at_limit: list[str] = []
+
+    def tune(name: str, psnr: Callable[[float], float], default: float) -> float:
+        scores = sweep.sweep(psnr, default, LR_FACTORS)
+        if sweep.at_edge(scores, default):
+            at_limit.append(name)
+        return sweep.pick(scores, default)
+
+    lr = tune("blockwise (the stack)", stack_psnr, LR)
     resync, naive = {}, {}
     for d in MAIN_DEPTHS:
 
@@ -488,9 +499,10 @@ def tuned_lrs(source: str) -> TunedLrs:
         def naive_psnr(rate: float, depth: int = d) -> float:
             return validation_psnr(source, "naive", depth, lr=rate)
 
-        resync[d] = sweep.tuned(resync_psnr, RESYNC_LR, LR_FACTORS)
-        naive[d] = sweep.tuned(naive_psnr, LR, LR_FACTORS)
-    return TunedLrs(lr, resync, naive)
+        where = f"from `{LAYERS[d - 1]}`"
+        resync[d] = tune(f"re-sync {where}", resync_psnr, RESYNC_LR)
+        naive[d] = tune(f"naive {where}", naive_psnr, LR)
+    return TunedLrs(lr, resync, naive, tuple(at_limit))
 
 
 def lr_overrides(source: str, method: str, depth: int) -> dict[str, float]:
@@ -518,6 +530,13 @@ def lr_table() -> str:
         resync = " / ".join(f"{tuned.resync[d]:g}" for d in MAIN_DEPTHS)
         naive = " / ".join(f"{tuned.naive[d]:g}" for d in MAIN_DEPTHS)
         lines.append(f"| {source} | {tuned.lr:g} | {resync} | {naive} |")
+    limits = [
+        f"{source}: {', '.join(tuned_lrs(source).at_limit)}"
+        for source in FULL_SOURCES
+        if tuned_lrs(source).at_limit
+    ]
+    lines += ["", "At the widened grid's limit (the best rate may lie further out): "
+              + ("; ".join(limits) or "none") + "."]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -137,6 +137,7 @@ def test_the_sweep_picks_the_best_validation_psnr_at_the_tuning_seed(sweep):
     assert tuned.resync == {d: (0.5 if d < 3 else 2.0) * table.RESYNC_LR for d in table.MAIN_DEPTHS}
     # the naive decoder's best is past the grid: it widens up to its limit (2 x 2**3)
     assert tuned.naive == dict.fromkeys(table.MAIN_DEPTHS, 16 * table.LR)
+    assert tuned.at_limit == tuple(f"naive from `{layer}`" for layer in table.LAYERS[:4])
     assert {(seed, split) for _, _, seed, split, _ in sweep} == {(table.TUNING_SEED, "val")}
     assert table.TUNING_SEED not in SEEDS
     resyncs = [lrs for method, _, _, _, lrs in sweep if method == "layerwise"]
