@@ -175,17 +175,34 @@ def run(
     }
 
 
-def tuned_lr(target: str, recipe_name: str, options: dict[str, Any]) -> float:
-    """The learning rate of the sweep (the recipe's default times each of
-    :data:`LR_FACTORS`, widened at the grid's edges: :mod:`benchmarks.sweep`) with the best
-    verifier top-1 on the tuning seed; a tie keeps the default."""
-    default = recipe_from(recipe_name, options).lr
+def lr_sweep(target: str, recipe_name: str, options: dict[str, Any]) -> dict[float, float]:
+    """The sweep's verifier top-1 on the tuning seed at each learning rate tried: the
+    recipe's default times each of :data:`LR_FACTORS`, widened at the grid's edges
+    (:mod:`benchmarks.sweep`)."""
 
     def top1(lr: float) -> float:
         made = run(target, recipe_name, {**options, "lr": lr}, TUNING_SEED, TUNING_IMAGES_PER_CLASS)
         return made["top1_verifiers"]
 
-    return sweep.tuned(top1, default, LR_FACTORS)
+    return sweep.sweep(top1, recipe_from(recipe_name, options).lr, LR_FACTORS)
+
+
+def tuned_lr(target: str, recipe_name: str, options: dict[str, Any]) -> float:
+    """The learning rate of :func:`lr_sweep` with the best verifier top-1 on the tuning
+    seed; a tie keeps the default."""
+    return sweep.pick(lr_sweep(target, recipe_name, options), recipe_from(recipe_name, options).lr)
+
+
+def at_sweep_limit() -> list[str]:
+    """The main table's rows whose tuned lr is still on the widened grid's edge (the best
+    may lie further out)."""
+    return [
+        f"{recipe_name} on `{target}`"
+        for target, recipe_name, options in main_recipes()
+        if sweep.at_edge(
+            lr_sweep(target, recipe_name, options), recipe_from(recipe_name, options).lr
+        )
+    ]
 
 
 @dataclasses.dataclass
@@ -269,7 +286,9 @@ def tables() -> str:
     cells = main_cells()
     return (
         "\n".join([HEADER, *(c.row() for c in cells)])
-        + "\n\nWhat the intervals allow (paired over the 3 seeds):\n\n"
+        + "\n\nAt the widened learning-rate grid's limit (the best rate may lie further out): "
+        + ("; ".join(at_sweep_limit()) or "none")
+        + ".\n\nWhat the intervals allow (paired over the 3 seeds):\n\n"
         + "\n".join(claims(cells))
         + "\n\nEnsemble-size ablation (PII on `digits:vit`, equal compute):\n\n"
         + ensemble_table()
