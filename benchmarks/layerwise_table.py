@@ -46,6 +46,7 @@ import hashlib
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -806,6 +807,11 @@ def tables() -> str:
     write_deep_grid()
     minutes = (time.perf_counter() - start) / 60
     cpu_minutes = (time.process_time() - cpu) / 60
+    print(  # on the terminal, not the page: a warm run takes no time
+        f"layer-wise tables: {minutes:.0f} min, {cpu_minutes:.0f} CPU-minutes, "
+        f"{torch.get_num_threads()} threads (short when the cells come from the cache)",
+        file=sys.stderr,
+    )
     return (
         "Each cell **PSNR (dB) / SSIM / agreement of the target**, mean ± 95% interval over "
         f"{len(SEEDS)} seeds:\n\n"
@@ -831,8 +837,6 @@ def tables() -> str:
         + compute_table(DEEP_DEPTHS, CUTS[DEEP_TARGET], **DEEP)
         + f"\n\nWhat the intervals allow (paired over the {len(SEEDS)} seeds):\n\n"
         + "\n".join(claims(main, ablation, deep))
-        + f"\n\n(This run: {minutes:.0f} min, {cpu_minutes:.0f} CPU-minutes, "
-        f"{torch.get_num_threads()} threads; short when the cells come from the cache.)"
     )
 
 
