@@ -84,7 +84,7 @@ BATCH = 32
 LR = 1e-2
 WEIGHT_DECAY = 1e-5
 NOISE_IMAGES = 1280  # 40 batches an epoch, like the 1,257 digits train images
-LR_FACTORS = (0.5, 1.0, 2.0)  # the learning-rate sweep: LR times each
+LR_FACTORS = sweep.FACTORS  # the sweep's first grid: LR times each
 TUNING_SEED = 100  # the sweep's seed: never a table cell
 CONTROL = "random signs"
 METHODS = {  # name in the tables and claims: (objective, proxy)
@@ -274,12 +274,10 @@ def method_lr(name: str, eps: int) -> float | None:
     return None if name == CONTROL else tuned_lr(*METHODS[name], eps)
 
 
-def method_steps(name: str, objective: str | None = None, layer: str = "logits") -> str:
-    """The steps a method of :data:`METHODS` (or ``objective``) gets on the target at the
-    compute budget, as a table entry (``-`` for the control)."""
-    if objective is None and name == CONTROL:
-        return "-"
-    return str(steps(TARGET, objective or METHODS[name][0], layer))
+def method_steps(name: str) -> str:
+    """The steps a method of :data:`METHODS` gets on the target at the compute budget, as
+    a table entry (``-`` for the control)."""
+    return "-" if name == CONTROL else str(steps(TARGET, METHODS[name][0]))
 
 
 def run(recipe: PatternRecipe) -> dict[str, float]:
@@ -349,8 +347,8 @@ def ablation_table() -> str:
         objective = options.get("objective", "dominant")
         lr = tuned_lr(objective, "digits", MAIN_EPS)
         runs = [run(PatternRecipe(**options, seed=seed, lr=lr)) for seed in SEEDS]
-        count = method_steps(name, objective, options.get("layer", "logits"))
-        rows.append(_row([name, setting, _lr(lr), count], Cell(name, runs)))
+        count = steps(TARGET, objective, options.get("layer", "logits"))
+        rows.append(_row([name, setting, _lr(lr), str(count)], Cell(name, runs)))
         print(rows[-1], flush=True)
     return "\n".join(rows)
 

@@ -123,7 +123,7 @@ README_DIR = Path(__file__).resolve().parents[1] / "docs" / "layerwise"
 # digits validation split at a seed no table cell uses (:func:`tuned_lrs`).
 LR = Schedule.lr  # 1e-3: the blockwise phase and the naive decoder
 RESYNC_LR = Schedule.resync_lr  # 3e-4
-LR_FACTORS = (0.5, 1.0, 2.0)
+LR_FACTORS = sweep.FACTORS  # the first grid of the sweep
 TUNING_SEED = 100
 
 

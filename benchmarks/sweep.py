@@ -55,13 +55,6 @@ def sweep(
     return dict(sorted(scores.items()))
 
 
-def tuned(
-    score: Callable[[float], float], default: float, factors: tuple[float, ...] = FACTORS
-) -> float:
-    """The picked rate of :func:`sweep` (see the module doc)."""
-    return pick(sweep(score, default, factors), default)
-
-
 def at_edge(scores: dict[float, float], default: float) -> bool:
     """Whether the pick is still on the widened grid's edge (the widening limit reached)."""
     best = pick(scores, default)

@@ -167,7 +167,8 @@ def test_the_sweep_widens_at_its_edges_until_the_best_is_inside():
     assert sorted(tried) == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
     low = sweep.sweep(lambda rate: -rate, 1.0)  # lower is always better: stops at the limit
     assert min(low) == 0.5 / 2**sweep.MAX_WIDENINGS and sweep.at_edge(low, 1.0)
-    assert sweep.tuned(lambda rate: 1.0 - abs(rate - 1.0), 1.0) == 1.0  # inside: no widening
+    inside = sweep.sweep(lambda rate: 1.0 - abs(rate - 1.0), 1.0)  # inside: no widening
+    assert sweep.pick(inside, 1.0) == 1.0
 
 
 def test_a_tie_keeps_the_default_else_the_lowest_best_rate():
